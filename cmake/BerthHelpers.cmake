@@ -1,0 +1,89 @@
+# Uniform targets for Berth's own code: warnings as errors, `berth::` aliases.
+#
+#   berth_cc_library(NAME os SRCS a.cc HDRS a.h DEPS absl::status)
+#   berth_cc_binary(NAME berthd SRCS main.cc DEPS berth::agent)
+#   berth_cc_test(NAME fd_test SRCS fd_test.cc DEPS berth::os [LABELS root])
+
+include(GoogleTest)
+
+set(BERTH_WARNINGS -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers)
+
+function(_berth_common target)
+  target_compile_options(${target} PRIVATE ${BERTH_WARNINGS})
+  target_compile_definitions(${target} PRIVATE BERTH_VERSION="${PROJECT_VERSION}")
+endfunction()
+
+function(berth_cc_library)
+  cmake_parse_arguments(ARG "" "NAME" "SRCS;HDRS;DEPS" ${ARGN})
+  if(ARG_SRCS)
+    add_library(berth_${ARG_NAME} STATIC ${ARG_SRCS} ${ARG_HDRS})
+    _berth_common(berth_${ARG_NAME})
+    target_link_libraries(berth_${ARG_NAME} PUBLIC ${ARG_DEPS})
+    target_include_directories(berth_${ARG_NAME} PUBLIC ${PROJECT_SOURCE_DIR})
+  else()
+    add_library(berth_${ARG_NAME} INTERFACE)
+    target_link_libraries(berth_${ARG_NAME} INTERFACE ${ARG_DEPS})
+    target_include_directories(berth_${ARG_NAME} INTERFACE ${PROJECT_SOURCE_DIR})
+  endif()
+  add_library(berth::${ARG_NAME} ALIAS berth_${ARG_NAME})
+endfunction()
+
+function(berth_cc_binary)
+  cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS" ${ARGN})
+  add_executable(${ARG_NAME} ${ARG_SRCS})
+  _berth_common(${ARG_NAME})
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS})
+endfunction()
+
+# Tests run from the build tree; `LABELS root` marks tests that need root (they
+# GTEST_SKIP() otherwise), the rest get `unit`. BERTHD_PATH reaches tests as a macro.
+function(berth_cc_test)
+  cmake_parse_arguments(ARG "" "NAME;TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
+  add_executable(${ARG_NAME} ${ARG_SRCS})
+  _berth_common(${ARG_NAME})
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main)
+  target_compile_definitions(${ARG_NAME} PRIVATE
+    BERTHD_PATH="$<TARGET_FILE:berthd>" BERTH_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+  set(labels unit)
+  if(ARG_LABELS)
+    set(labels ${ARG_LABELS})
+  endif()
+  gtest_discover_tests(${ARG_NAME} PROPERTIES LABELS "${labels}" DISCOVERY_TIMEOUT 30)
+endfunction()
+
+# Protocol buffers: protoc output stays in the build tree (STYLE.md 12), wrapped
+# in one library target per file.
+
+# berth_proto_library(NAME cri_v1 PROTO runtime/v1/api.proto GRPC)
+# Paths are relative to the calling directory, which is the proto import root.
+# Output goes to <build>/<dir>/gen, which becomes a SYSTEM include directory.
+function(berth_proto_library)
+  cmake_parse_arguments(ARG "GRPC" "NAME;PROTO" "DEPS" ${ARGN})
+  set(BERTH_PROTO_OUT ${CMAKE_CURRENT_BINARY_DIR}/gen)
+  file(MAKE_DIRECTORY ${BERTH_PROTO_OUT})
+  get_target_property(BERTH_GRPC_CPP_PLUGIN gRPC::grpc_cpp_plugin LOCATION)
+  get_filename_component(dir ${ARG_PROTO} DIRECTORY)
+  get_filename_component(stem ${ARG_PROTO} NAME_WE)
+  set(base ${BERTH_PROTO_OUT}/${dir}/${stem})
+  set(outs ${base}.pb.cc ${base}.pb.h)
+  set(plugin_args)
+  if(ARG_GRPC)
+    list(APPEND outs ${base}.grpc.pb.cc ${base}.grpc.pb.h)
+    set(plugin_args --grpc_out=${BERTH_PROTO_OUT} --plugin=protoc-gen-grpc=${BERTH_GRPC_CPP_PLUGIN})
+  endif()
+  add_custom_command(
+    OUTPUT ${outs}
+    COMMAND protobuf::protoc
+    ARGS --cpp_out=${BERTH_PROTO_OUT} ${plugin_args} -I${CMAKE_CURRENT_SOURCE_DIR}
+         ${CMAKE_CURRENT_SOURCE_DIR}/${ARG_PROTO}
+    DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${ARG_PROTO} protobuf::protoc
+    COMMENT "protoc ${ARG_PROTO}")
+  add_library(berth_${ARG_NAME}_proto STATIC ${outs})
+  target_include_directories(berth_${ARG_NAME}_proto SYSTEM PUBLIC ${BERTH_PROTO_OUT})
+  target_link_libraries(berth_${ARG_NAME}_proto PUBLIC protobuf::libprotobuf ${ARG_DEPS})
+  if(ARG_GRPC)
+    target_link_libraries(berth_${ARG_NAME}_proto PUBLIC gRPC::grpc++)
+  endif()
+  add_library(berth::${ARG_NAME}_proto ALIAS berth_${ARG_NAME}_proto)
+endfunction()
+

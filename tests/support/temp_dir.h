@@ -1,0 +1,30 @@
+// A directory under /tmp that tests own, removed with everything in it when the
+// test ends (even when it fails). Short paths: unix socket paths must stay under
+// 108 bytes.
+//
+//   TempDir dir;  // /tmp/berth-test-Ab12Cd
+//   std::string sock = dir.path() + "/berth.sock";
+#pragma once
+
+#include <string>
+
+namespace berth::testing {
+
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+
+  const std::string& path() const { return path_; }
+  std::string Join(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Writes `content` to `path`, replacing it; aborts the test binary on failure.
+void WriteFileOrDie(const std::string& path, const std::string& content);
+
+}  // namespace berth::testing

@@ -1,0 +1,123 @@
+// Every RPC of both CRI services, in api.proto order. Overriding each one (rather
+// than leaving gRPC's default) sends the unbuilt ones through the RpcBoundary
+// too: they are logged, counted, and answer UNIMPLEMENTED with the method's name.
+#include "agent/cri/grpc_services.h"
+
+#include "absl/time/clock.h"
+#include "agent/cri/api.h"
+
+namespace berth {
+namespace {
+
+namespace v1 = runtime::v1;
+
+// A unary RPC CriService implements.
+#define BERTH_CRI_UNARY(Method)                                                              \
+  grpc::Status Method(grpc::ServerContext*, const v1::Method##Request* request,              \
+                      v1::Method##Response* response) override {                             \
+    return boundary_.Unary(kPrefix + #Method, *request, response,                            \
+                           [this](const v1::Method##Request& r) { return cri_.Method(r); }); \
+  }
+
+// A unary RPC Berth does not serve yet.
+#define BERTH_CRI_UNBUILT(Method)                                                           \
+  grpc::Status Method(grpc::ServerContext*, const v1::Method##Request* request,             \
+                      v1::Method##Response* response) override {                            \
+    const std::string name = kPrefix + #Method;                                             \
+    return boundary_.Unary(                                                                 \
+        name, *request,                                                                     \
+        response, [&](const v1::Method##Request&) -> absl::StatusOr<v1::Method##Response> { \
+          return NotImplemented(name);                                                      \
+        });                                                                                 \
+  }
+
+// A server-streaming RPC Berth does not serve yet.
+#define BERTH_CRI_UNBUILT_STREAM(Method, Request, Response)                                        \
+  grpc::Status Method(grpc::ServerContext*, const v1::Request*, grpc::ServerWriter<v1::Response>*) \
+      override {                                                                                   \
+    const std::string name = kPrefix + #Method;                                                    \
+    return boundary_.Finish(name, absl::Now(), NotImplemented(name));                              \
+  }
+
+class RuntimeService final : public v1::RuntimeService::Service {
+ public:
+  RuntimeService(CriService& cri, RpcBoundary& boundary) : cri_(cri), boundary_(boundary) {}
+
+  BERTH_CRI_UNARY(Version)
+  BERTH_CRI_UNBUILT(RunPodSandbox)
+  BERTH_CRI_UNBUILT(StopPodSandbox)
+  BERTH_CRI_UNBUILT(RemovePodSandbox)
+  BERTH_CRI_UNBUILT(PodSandboxStatus)
+  BERTH_CRI_UNBUILT(ListPodSandbox)
+  BERTH_CRI_UNBUILT_STREAM(StreamPodSandboxes, StreamPodSandboxesRequest,
+                           StreamPodSandboxesResponse)
+  BERTH_CRI_UNBUILT(CreateContainer)
+  BERTH_CRI_UNBUILT(StartContainer)
+  BERTH_CRI_UNBUILT(StopContainer)
+  BERTH_CRI_UNBUILT(RemoveContainer)
+  BERTH_CRI_UNBUILT(ListContainers)
+  BERTH_CRI_UNBUILT_STREAM(StreamContainers, StreamContainersRequest, StreamContainersResponse)
+  BERTH_CRI_UNBUILT(ContainerStatus)
+  BERTH_CRI_UNBUILT(UpdateContainerResources)
+  BERTH_CRI_UNBUILT(ReopenContainerLog)
+  BERTH_CRI_UNBUILT(ExecSync)
+  BERTH_CRI_UNBUILT(Exec)
+  BERTH_CRI_UNBUILT(Attach)
+  BERTH_CRI_UNBUILT(PortForward)
+  BERTH_CRI_UNBUILT(ContainerStats)
+  BERTH_CRI_UNBUILT(ListContainerStats)
+  BERTH_CRI_UNBUILT_STREAM(StreamContainerStats, StreamContainerStatsRequest,
+                           StreamContainerStatsResponse)
+  BERTH_CRI_UNBUILT(PodSandboxStats)
+  BERTH_CRI_UNBUILT(ListPodSandboxStats)
+  BERTH_CRI_UNBUILT_STREAM(StreamPodSandboxStats, StreamPodSandboxStatsRequest,
+                           StreamPodSandboxStatsResponse)
+  BERTH_CRI_UNBUILT(UpdateRuntimeConfig)
+  BERTH_CRI_UNARY(Status)
+  BERTH_CRI_UNBUILT(CheckpointContainer)
+  BERTH_CRI_UNBUILT_STREAM(GetContainerEvents, GetEventsRequest, ContainerEventResponse)
+  BERTH_CRI_UNBUILT(ListMetricDescriptors)
+  BERTH_CRI_UNBUILT(ListPodSandboxMetrics)
+  BERTH_CRI_UNBUILT_STREAM(StreamPodSandboxMetrics, StreamPodSandboxMetricsRequest,
+                           StreamPodSandboxMetricsResponse)
+  BERTH_CRI_UNBUILT(RuntimeConfig)
+  BERTH_CRI_UNBUILT(UpdatePodSandboxResources)
+
+ private:
+  inline static const std::string kPrefix = std::string(kRuntimeServiceName) + "/";
+  CriService& cri_;
+  RpcBoundary& boundary_;
+};
+
+class ImageService final : public v1::ImageService::Service {
+ public:
+  ImageService(CriService& cri, RpcBoundary& boundary) : cri_(cri), boundary_(boundary) {}
+
+  BERTH_CRI_UNBUILT(ListImages)
+  BERTH_CRI_UNBUILT_STREAM(StreamImages, StreamImagesRequest, StreamImagesResponse)
+  BERTH_CRI_UNBUILT(ImageStatus)
+  BERTH_CRI_UNBUILT(PullImage)
+  BERTH_CRI_UNBUILT(RemoveImage)
+  BERTH_CRI_UNBUILT(ImageFsInfo)
+
+ private:
+  inline static const std::string kPrefix = std::string(kImageServiceName) + "/";
+  [[maybe_unused]] CriService& cri_;
+  RpcBoundary& boundary_;
+};
+
+#undef BERTH_CRI_UNARY
+#undef BERTH_CRI_UNBUILT
+#undef BERTH_CRI_UNBUILT_STREAM
+
+}  // namespace
+
+std::unique_ptr<grpc::Service> NewRuntimeService(CriService& cri, RpcBoundary& boundary) {
+  return std::make_unique<RuntimeService>(cri, boundary);
+}
+
+std::unique_ptr<grpc::Service> NewImageService(CriService& cri, RpcBoundary& boundary) {
+  return std::make_unique<ImageService>(cri, boundary);
+}
+
+}  // namespace berth

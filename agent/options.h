@@ -1,0 +1,24 @@
+// berthd's configuration, filled from flags in main.cc and passed by value.
+#pragma once
+
+#include <string>
+
+namespace berth {
+
+struct AgentOptions {
+  std::string socket_path = "/run/berth/berth.sock";
+  std::string root_dir = "/var/lib/berth";  // durable state
+  std::string state_dir = "/run/berth";     // runtime state: gone after a reboot
+  std::string shim_path;                    // empty: berth-shim beside berthd
+  // Remote listener: mutual TLS with these three files.
+  std::string listen;
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;
+  // Plain TCP, loopback only, for local tools and tests.
+  std::string insecure_listen;
+  std::string metrics_address = "127.0.0.1:9464";  // empty: no /metrics endpoint
+  int shutdown_grace_seconds = 10;
+};
+
+}  // namespace berth

@@ -63,6 +63,11 @@ grpc::Status RpcBoundary::Finish(absl::string_view method, absl::Time start,
     case absl::StatusCode::kOk:
       BERTH_LOG(DEBUG) << method << " ok in " << seconds * 1e3 << " ms";
       break;
+    case absl::StatusCode::kUnimplemented:
+      // Clients probe optional RPCs (kubelet asks for metric descriptors, say):
+      // not worth a line each at the default level.
+      BERTH_LOG(DEBUG) << method << ": " << absl::StatusCodeToString(status.code());
+      break;
     case absl::StatusCode::kInternal:
     case absl::StatusCode::kUnknown:
     case absl::StatusCode::kDataLoss:

@@ -1,0 +1,237 @@
+#include "os/cgroup/cgroup.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "os/files.h"
+#include "os/status.h"
+#include "os/unique_fd.h"
+
+namespace berth {
+namespace {
+
+constexpr absl::Duration kSettleTimeout = absl::Seconds(5);
+
+bool Exists(const std::string& path) { return ::access(path.c_str(), F_OK) == 0; }
+
+absl::Status MakeDir(const std::string& dir) {
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return ErrnoStatus(errno, "mkdir", dir);
+  return absl::OkStatus();
+}
+
+// v1 cpuset: a new child has empty cpuset.cpus/mems and refuses tasks until they
+// are set; take the parent's.
+absl::Status InheritCpuset(const std::string& parent, const std::string& dir) {
+  for (const char* file : {"cpuset.cpus", "cpuset.mems"}) {
+    absl::StatusOr<std::string> mine = ReadFile(dir + "/" + file);
+    if (!mine.ok() && !absl::IsNotFound(mine.status())) return mine.status();
+    if (mine.ok() && !absl::StripAsciiWhitespace(*mine).empty()) continue;
+    BERTH_ASSIGN_OR_RETURN(std::string theirs, ReadFile(parent + "/" + file));
+    BERTH_RETURN_IF_ERROR(WriteCgroupFile(dir, file, absl::StripAsciiWhitespace(theirs)));
+  }
+  return absl::OkStatus();
+}
+
+// v2: lets children of `dir` use every controller `dir` has - which are those its
+// parent enabled for it (cgroup.controllers of a child = subtree_control of its parent).
+absl::Status EnableSubtreeControllers(const std::string& parent, const std::string& dir) {
+  BERTH_ASSIGN_OR_RETURN(std::string available, ReadFile(parent + "/cgroup.subtree_control"));
+  std::string enable;
+  for (absl::string_view c :
+       absl::StrSplit(absl::StripAsciiWhitespace(available), ' ', absl::SkipEmpty())) {
+    absl::ConsumePrefix(&c, "+");  // the kernel lists names bare; a fake tree may not
+    absl::StrAppend(&enable, enable.empty() ? "" : " ", "+", c);
+  }
+  if (enable.empty()) return absl::OkStatus();
+  return WriteCgroupFile(dir, "cgroup.subtree_control", enable);
+}
+
+absl::StatusOr<std::vector<pid_t>> ReadPids(const std::string& dir) {
+  BERTH_ASSIGN_OR_RETURN(std::string text, ReadFile(dir + "/cgroup.procs"));
+  std::vector<pid_t> pids;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    pid_t pid;
+    if (absl::SimpleAtoi(line, &pid)) pids.push_back(pid);
+  }
+  return pids;
+}
+
+}  // namespace
+
+absl::Status CheckCgroupPath(absl::string_view path) {
+  if (path.empty() || path[0] != '/') {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cgroup path `", path, "` must be absolute from the hierarchy's root"));
+  }
+  for (absl::string_view part : absl::StrSplit(path.substr(1), '/')) {
+    if (part.empty() || part == "." || part == "..") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cgroup path `", path, "` has an empty, `.` or `..` component"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WriteCgroupFile(const std::string& dir, absl::string_view file,
+                             absl::string_view value) {
+  std::string path = absl::StrCat(dir, "/", file);
+  // O_CREAT only matters for fake trees in tests: cgroupfs files always exist.
+  BERTH_ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(path, O_WRONLY | O_TRUNC | O_CREAT, 0644));
+  ssize_t n = ::write(fd.get(), value.data(), value.size());
+  if (n != static_cast<ssize_t>(value.size())) {
+    return ErrnoStatus(n < 0 ? errno : EIO, absl::StrCat("write `", value, "` to"), path);
+  }
+  return absl::OkStatus();
+}
+
+uint64_t CpuSharesToWeight(uint64_t shares) {
+  shares = std::clamp<uint64_t>(shares, 2, 262144);
+  return 1 + ((shares - 2) * 9999) / 262142;
+}
+
+Cgroup::Cgroup(const CgroupLayout& layout, std::string path)
+    : layout_(&layout), path_(std::move(path)) {}
+
+absl::StatusOr<Cgroup> Cgroup::Open(const CgroupLayout& layout, std::string path) {
+  BERTH_RETURN_IF_ERROR(CheckCgroupPath(path));
+  return Cgroup(layout, std::move(path));
+}
+
+absl::StatusOr<Cgroup> Cgroup::Create(const CgroupLayout& layout, std::string path) {
+  BERTH_RETURN_IF_ERROR(CheckCgroupPath(path));
+  const std::string relative = path.substr(1);
+  const std::vector<absl::string_view> parts = absl::StrSplit(relative, '/');
+  for (const CgroupHierarchy& h : layout.hierarchies()) {
+    bool cpuset = !h.v2 && std::count(h.controllers.begin(), h.controllers.end(), "cpuset");
+    std::string dir = h.mount_point;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      std::string parent = dir;
+      dir = absl::StrCat(dir, "/", parts[i]);
+      if (Exists(dir)) continue;  // not ours to configure
+      BERTH_RETURN_IF_ERROR(MakeDir(dir));
+      if (cpuset) BERTH_RETURN_IF_ERROR(Annotate(InheritCpuset(parent, dir), "cpuset"));
+      bool leaf = i + 1 == parts.size();
+      if (h.v2 && !leaf) BERTH_RETURN_IF_ERROR(EnableSubtreeControllers(parent, dir));
+    }
+  }
+  return Cgroup(layout, std::move(path));
+}
+
+std::string Cgroup::DirFor(absl::string_view controller) const {
+  const CgroupHierarchy* h = layout_->Find(controller);
+  return h == nullptr ? "" : h->mount_point + path_;
+}
+
+absl::Status Cgroup::Apply(const CgroupResources& r) {
+  // Refuse what no hierarchy here can do before writing anything.
+  if (r.devices && layout_->Find("devices") == nullptr) {
+    return absl::UnimplementedError(
+        "device access rules need the v1 devices controller; on cgroup v2 they need an eBPF "
+        "device filter (BPF_CGROUP_DEVICE), which berth does not build yet");
+  }
+  if (!r.hugetlb_limits.empty() && layout_->Find("hugetlb") == nullptr) {
+    return absl::FailedPreconditionError(
+        "hugetlb limits asked for, but no cgroup hierarchy "
+        "here has the hugetlb controller");
+  }
+  for (const CgroupHierarchy& h : layout_->hierarchies()) {
+    std::string dir = h.mount_point + path_;
+    absl::Status s = h.v2 ? ApplyV2(h, dir, r) : ApplyV1(h, dir, r);
+    BERTH_RETURN_IF_ERROR(Annotate(s, absl::StrCat("cgroup ", path_)));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Cgroup::AddProcess(pid_t pid) {
+  for (const CgroupHierarchy& h : layout_->hierarchies()) {
+    BERTH_RETURN_IF_ERROR(
+        WriteCgroupFile(h.mount_point + path_, "cgroup.procs", std::to_string(pid)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<pid_t>> Cgroup::Pids() const {
+  std::vector<pid_t> all;
+  for (const CgroupHierarchy& h : layout_->hierarchies()) {
+    absl::StatusOr<std::vector<pid_t>> pids = ReadPids(h.mount_point + path_);
+    if (!pids.ok()) {
+      if (absl::IsNotFound(pids.status())) continue;
+      return pids.status();
+    }
+    all.insert(all.end(), pids->begin(), pids->end());
+  }
+  std::sort(all.begin(), all.end());
+  all.erase(std::unique(all.begin(), all.end()), all.end());
+  return all;
+}
+
+absl::Status Cgroup::Freeze() {
+  std::string dir = DirFor("freezer");
+  if (!dir.empty()) {
+    BERTH_RETURN_IF_ERROR(WriteCgroupFile(dir, "freezer.state", "FROZEN"));
+    absl::Time deadline = absl::Now() + kSettleTimeout;
+    for (;;) {  // FREEZING until every task has stopped
+      BERTH_ASSIGN_OR_RETURN(std::string state, ReadFile(dir + "/freezer.state"));
+      if (absl::StripAsciiWhitespace(state) == "FROZEN") return absl::OkStatus();
+      if (absl::Now() > deadline) return absl::DeadlineExceededError("freezer: still FREEZING");
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+  }
+  for (const CgroupHierarchy& h : layout_->hierarchies()) {
+    if (!h.v2) continue;
+    std::string v2dir = h.mount_point + path_;
+    BERTH_RETURN_IF_ERROR(WriteCgroupFile(v2dir, "cgroup.freeze", "1"));
+    absl::Time deadline = absl::Now() + kSettleTimeout;
+    for (;;) {
+      BERTH_ASSIGN_OR_RETURN(std::string events, ReadFile(v2dir + "/cgroup.events"));
+      if (absl::StrContains(events, "frozen 1")) return absl::OkStatus();
+      if (absl::Now() > deadline) return absl::DeadlineExceededError("cgroup.freeze: not frozen");
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+  }
+  return absl::FailedPreconditionError("no freezer: neither a v1 freezer hierarchy nor cgroup2");
+}
+
+absl::Status Cgroup::Thaw() {
+  if (std::string dir = DirFor("freezer"); !dir.empty()) {
+    return WriteCgroupFile(dir, "freezer.state", "THAWED");
+  }
+  for (const CgroupHierarchy& h : layout_->hierarchies()) {
+    if (h.v2) return WriteCgroupFile(h.mount_point + path_, "cgroup.freeze", "0");
+  }
+  return absl::FailedPreconditionError("no freezer: neither a v1 freezer hierarchy nor cgroup2");
+}
+
+absl::Status Cgroup::Destroy() {
+  absl::Time deadline = absl::Now() + kSettleTimeout;
+  for (;;) {
+    BERTH_ASSIGN_OR_RETURN(std::vector<pid_t> pids, Pids());
+    if (pids.empty()) break;
+    // Every pid here is in a cgroup Berth made: ours to kill.
+    for (pid_t pid : pids) ::kill(pid, SIGKILL);
+    if (absl::Now() > deadline) {
+      return absl::DeadlineExceededError(
+          absl::StrCat("cgroup ", path_, ": ", pids.size(), " process(es) survive SIGKILL"));
+    }
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  for (const CgroupHierarchy& h : layout_->hierarchies()) {
+    std::string dir = h.mount_point + path_;
+    // cgroupfs removes a cgroup with its control files; EBUSY means child cgroups.
+    if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) return ErrnoStatus(errno, "rmdir", dir);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace berth

@@ -1,0 +1,219 @@
+// Real cgroups on this machine (v1 controllers plus a cgroup2 mount holding
+// hugetlb), as root. Everything lives under a /berth-test-<random> parent made
+// here and removed at the end even when a test fails; the only processes put in
+// it are children this test forked.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <random>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "os/cgroup/cgroup.h"
+#include "os/files.h"
+#include "tests/support/status_matchers.h"
+
+namespace berth {
+namespace {
+
+using ::berth::testing::IsOk;
+using ::berth::testing::StatusIs;
+using ::testing::HasSubstr;
+
+std::string Read(const std::string& path) {
+  auto text = ReadFile(path);
+  return text.ok() ? std::string(absl::StripAsciiWhitespace(*text)) : "";
+}
+
+// A child that waits for a byte on a pipe, then runs `body` and _exits with its
+// result. Forked before it is put in a cgroup, released after.
+class Child {
+ public:
+  explicit Child(int (*body)()) {
+    int fds[2];
+    EXPECT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      char c;
+      ::close(fds[1]);
+      if (::read(fds[0], &c, 1) != 1) _exit(100);
+      _exit(body());
+    }
+    ::close(fds[0]);
+    go_ = fds[1];
+  }
+  ~Child() {
+    if (go_ >= 0) ::close(go_);
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+  }
+  pid_t pid() const { return pid_; }
+  void Go() {
+    EXPECT_EQ(::write(go_, "g", 1), 1);
+    ::close(go_);
+    go_ = -1;
+  }
+  int Wait() {  // the raw wait status
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int go_ = -1;
+};
+
+class CgroupRootTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+    auto layout = CgroupLayout::Detect();
+    if (!layout.ok() || layout->mode() == CgroupMode::kUnified) {
+      GTEST_SKIP() << "these tests are for v1/hybrid hosts; v2 is covered by cgroup_test fakes";
+    }
+    layout_ = *layout;
+    parent_ = "/berth-test-" + std::to_string(std::random_device()());
+  }
+
+  void TearDown() override {
+    if (parent_.empty()) return;
+    // Whatever a failed test left: kill its processes, remove leaf then parent.
+    for (const CgroupHierarchy& h : layout_.hierarchies()) {
+      for (const std::string& dir : {h.mount_point + parent_ + "/c", h.mount_point + parent_}) {
+        for (int i = 0; i < 100 && ::rmdir(dir.c_str()) != 0 && errno == EBUSY; ++i) {
+          auto procs = ReadFile(dir + "/cgroup.procs");
+          if (procs.ok()) {
+            for (absl::string_view p : absl::StrSplit(*procs, '\n', absl::SkipEmpty())) {
+              int pid;
+              if (absl::SimpleAtoi(p, &pid)) ::kill(pid, SIGKILL);
+            }
+          }
+          ::usleep(10000);
+        }
+        EXPECT_NE(::access(dir.c_str(), F_OK), 0) << "left behind: " << dir;
+      }
+    }
+  }
+
+  CgroupLayout layout_;
+  std::string parent_;
+};
+
+TEST_F(CgroupRootTest, CreateApplyAddFreezeDestroy) {
+  auto cg = Cgroup::Create(layout_, parent_ + "/c");
+  ASSERT_THAT(cg, IsOk());
+  CgroupResources r;
+  r.cpu_shares = 256;
+  r.cpu_period_us = 100000;
+  r.cpu_quota_us = 50000;
+  r.cpuset_cpus = "0";
+  r.memory_limit = 32 << 20;
+  r.memory_swap = 32 << 20;
+  r.pids_max = 16;
+  r.devices = std::vector<DeviceRule>{{true, 'c', 1, 3, "rwm"}};
+  ASSERT_THAT(cg->Apply(r), IsOk());
+  EXPECT_EQ(Read(cg->DirFor("cpu") + "/cpu.shares"), "256");
+  EXPECT_EQ(Read(cg->DirFor("cpu") + "/cpu.cfs_quota_us"), "50000");
+  EXPECT_EQ(Read(cg->DirFor("cpuset") + "/cpuset.cpus"), "0");
+  EXPECT_EQ(Read(cg->DirFor("memory") + "/memory.limit_in_bytes"), "33554432");
+  EXPECT_EQ(Read(cg->DirFor("pids") + "/pids.max"), "16");
+  EXPECT_EQ(Read(cg->DirFor("devices") + "/devices.list"), "c 1:3 rwm");
+
+  Child child([] { return ::pause(); });
+  ASSERT_THAT(cg->AddProcess(child.pid()), IsOk());
+  auto pids = cg->Pids();
+  ASSERT_THAT(pids, IsOk());
+  EXPECT_THAT(*pids, ::testing::ElementsAre(child.pid()));
+  std::string self_cgroup = Read("/proc/" + std::to_string(child.pid()) + "/cgroup");
+  EXPECT_THAT(self_cgroup, HasSubstr(":memory:" + parent_ + "/c"));
+  // Absolute from the hierarchy root, not below the test's own memory cgroup.
+  EXPECT_EQ(cg->DirFor("memory"), layout_.Find("memory")->mount_point + parent_ + "/c");
+
+  ASSERT_THAT(cg->Freeze(), IsOk());
+  EXPECT_EQ(Read(cg->DirFor("freezer") + "/freezer.state"), "FROZEN");
+  ASSERT_THAT(cg->Thaw(), IsOk());
+
+  ASSERT_THAT(cg->Destroy(), IsOk());  // kills the child, removes the dirs
+  int status = child.Wait();
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  for (const CgroupHierarchy& h : layout_.hierarchies()) {
+    EXPECT_NE(::access((h.mount_point + parent_ + "/c").c_str(), F_OK), 0);
+  }
+  EXPECT_THAT(cg->Destroy(), IsOk());  // idempotent
+}
+
+TEST_F(CgroupRootTest, PidsLimitStopsFork) {
+  auto cg = Cgroup::Create(layout_, parent_ + "/c");
+  ASSERT_THAT(cg, IsOk());
+  CgroupResources r;
+  r.pids_max = 1;
+  ASSERT_THAT(cg->Apply(r), IsOk());
+  Child child([] {
+    pid_t p = ::fork();
+    if (p == 0) _exit(0);
+    return p < 0 && errno == EAGAIN ? 0 : 1;  // 0: the fork was refused
+  });
+  ASSERT_THAT(cg->AddProcess(child.pid()), IsOk());
+  child.Go();
+  int status = child.Wait();
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "fork succeeded despite pids.max=1";
+  EXPECT_THAT(cg->Destroy(), IsOk());
+}
+
+TEST_F(CgroupRootTest, MemoryLimitOomKills) {
+  auto cg = Cgroup::Create(layout_, parent_ + "/c");
+  ASSERT_THAT(cg, IsOk());
+  CgroupResources r;
+  r.memory_limit = 16 << 20;
+  r.memory_swap = 16 << 20;  // no swap to escape to
+  ASSERT_THAT(cg->Apply(r), IsOk());
+  Child child([] {
+    const size_t size = 64 << 20;
+    // volatile: the stores must happen, or the compiler drops the allocation.
+    volatile char* p = static_cast<volatile char*>(std::malloc(size));
+    for (size_t i = 0; p != nullptr && i < size; i += 4096) p[i] = 1;  // touch every page
+    return 0;
+  });
+  ASSERT_THAT(cg->AddProcess(child.pid()), IsOk());
+  child.Go();
+  int status = child.Wait();
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "status " << status;
+  EXPECT_THAT(Read(cg->DirFor("memory") + "/memory.oom_control"), HasSubstr("oom_kill 1"));
+  EXPECT_THAT(cg->Destroy(), IsOk());
+}
+
+TEST_F(CgroupRootTest, HybridHugetlbNotDelegatedIsNamed) {
+  const CgroupHierarchy* huge = layout_.Find("hugetlb");
+  if (huge == nullptr || !huge->v2) GTEST_SKIP() << "hugetlb is not on cgroup2 here";
+  auto cg = Cgroup::Create(layout_, parent_ + "/c");
+  ASSERT_THAT(cg, IsOk());
+  CgroupResources r;
+  r.hugetlb_limits["2MB"] = 2 << 20;
+  absl::Status s = cg->Apply(r);
+  std::string root_subtree = Read(huge->mount_point + "/cgroup.subtree_control");
+  if (absl::StrContains(root_subtree, "hugetlb")) {
+    EXPECT_THAT(s, IsOk());
+  } else {
+    // The host's root does not delegate hugetlb and Berth never writes to a
+    // cgroup it did not create: the error says what is missing.
+    EXPECT_THAT(s, StatusIs(absl::StatusCode::kFailedPrecondition,
+                            HasSubstr("subtree_control lacks `hugetlb`")));
+  }
+  EXPECT_THAT(cg->Destroy(), IsOk());
+}
+
+}  // namespace
+}  // namespace berth

@@ -16,6 +16,7 @@
 namespace berth {
 namespace {
 
+using ::berth::testing::BindUnixSocket;
 using ::berth::testing::IsOk;
 using ::berth::testing::StatusIs;
 using ::berth::testing::TempDir;
@@ -54,19 +55,6 @@ TEST(LockFileTest, SecondLockFailsNamingHolder) {
   EXPECT_THAT(LockFile(path), IsOk());
 }
 
-// A bound unix socket; listening or not.
-UniqueFd BoundSocket(const std::string& path, bool listen) {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  if (listen) {
-    EXPECT_EQ(::listen(fd.get(), 4), 0);
-  }
-  return fd;
-}
-
 TEST(ProbeUnixSocketTest, Absent) {
   TempDir dir;
   EXPECT_EQ(*ProbeUnixSocket(dir.Join("none.sock")), SocketProbe::kAbsent);
@@ -74,13 +62,13 @@ TEST(ProbeUnixSocketTest, Absent) {
 
 TEST(ProbeUnixSocketTest, Live) {
   TempDir dir;
-  UniqueFd server = BoundSocket(dir.Join("s.sock"), /*listen=*/true);
+  UniqueFd server = BindUnixSocket(dir.Join("s.sock"), /*listen=*/true);
   EXPECT_EQ(*ProbeUnixSocket(dir.Join("s.sock")), SocketProbe::kLive);
 }
 
 TEST(ProbeUnixSocketTest, StaleWhenNobodyListens) {
   TempDir dir;
-  BoundSocket(dir.Join("s.sock"), /*listen=*/false);  // closed at once: what a crash leaves
+  BindUnixSocket(dir.Join("s.sock"), /*listen=*/false);  // closed at once: what a crash leaves
   EXPECT_EQ(*ProbeUnixSocket(dir.Join("s.sock")), SocketProbe::kStale);
 }
 

@@ -95,6 +95,14 @@ absl::Status WriteCgroupFile(const std::string& dir, absl::string_view file,
   return absl::OkStatus();
 }
 
+bool HasController(const CgroupHierarchy& h, absl::string_view controller) {
+  return std::find(h.controllers.begin(), h.controllers.end(), controller) != h.controllers.end();
+}
+
+bool CgroupFileExists(const std::string& dir, absl::string_view file) {
+  return ::access(absl::StrCat(dir, "/", file).c_str(), F_OK) == 0;
+}
+
 uint64_t CpuSharesToWeight(uint64_t shares) {
   shares = std::clamp<uint64_t>(shares, 2, 262144);
   return 1 + ((shares - 2) * 9999) / 262142;
@@ -113,7 +121,7 @@ absl::StatusOr<Cgroup> Cgroup::Create(const CgroupLayout& layout, std::string pa
   const std::string relative = path.substr(1);
   const std::vector<absl::string_view> parts = absl::StrSplit(relative, '/');
   for (const CgroupHierarchy& h : layout.hierarchies()) {
-    bool cpuset = !h.v2 && std::count(h.controllers.begin(), h.controllers.end(), "cpuset");
+    bool cpuset = !h.v2 && HasController(h, "cpuset");
     std::string dir = h.mount_point;
     for (size_t i = 0; i < parts.size(); ++i) {
       std::string parent = dir;

@@ -99,6 +99,11 @@ absl::Status CheckCgroupPath(absl::string_view path);
 absl::Status WriteCgroupFile(const std::string& dir, absl::string_view file,
                              absl::string_view value);
 
+// Whether hierarchy `h` holds `controller`; whether `dir/file` exists. Shared by
+// the two backends.
+bool HasController(const CgroupHierarchy& h, absl::string_view controller);
+bool CgroupFileExists(const std::string& dir, absl::string_view file);
+
 // The per-version halves of Apply: write the settings whose controller lives in
 // `h` into `dir`.
 absl::Status ApplyV1(const CgroupHierarchy& h, const std::string& dir, const CgroupResources& r);

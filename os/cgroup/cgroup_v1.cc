@@ -12,21 +12,13 @@
 namespace berth {
 namespace {
 
-bool Has(const CgroupHierarchy& h, absl::string_view controller) {
-  return std::find(h.controllers.begin(), h.controllers.end(), controller) != h.controllers.end();
-}
-
-bool FileExists(const std::string& dir, absl::string_view file) {
-  return ::access(absl::StrCat(dir, "/", file).c_str(), F_OK) == 0;
-}
-
 std::string Num(int64_t v) { return std::to_string(v); }
 
 std::string DeviceNumber(int64_t n) { return n < 0 ? "*" : std::to_string(n); }
 
 absl::Status ApplyMemory(const std::string& dir, const CgroupResources& r) {
   const bool swap = r.memory_swap.has_value();
-  if (swap && !FileExists(dir, "memory.memsw.limit_in_bytes")) {
+  if (swap && !CgroupFileExists(dir, "memory.memsw.limit_in_bytes")) {
     return absl::FailedPreconditionError(
         "memory+swap limit asked for, but this kernel has no swap accounting "
         "(memory.memsw.limit_in_bytes is missing: boot with swapaccount=1)");
@@ -62,7 +54,7 @@ absl::Status ApplyDevices(const std::string& dir, const std::vector<DeviceRule>&
 }  // namespace
 
 absl::Status ApplyV1(const CgroupHierarchy& h, const std::string& dir, const CgroupResources& r) {
-  if (Has(h, "cpu")) {
+  if (HasController(h, "cpu")) {
     if (r.cpu_shares) BERTH_RETURN_IF_ERROR(WriteCgroupFile(dir, "cpu.shares", Num(*r.cpu_shares)));
     // Period before quota: a quota is checked against the current period.
     if (r.cpu_period_us) {
@@ -72,21 +64,21 @@ absl::Status ApplyV1(const CgroupHierarchy& h, const std::string& dir, const Cgr
       BERTH_RETURN_IF_ERROR(WriteCgroupFile(dir, "cpu.cfs_quota_us", Num(*r.cpu_quota_us)));
     }
   }
-  if (Has(h, "cpuset")) {
+  if (HasController(h, "cpuset")) {
     // mems before cpus does not matter in v1; both must be non-empty to take tasks.
     if (r.cpuset_cpus) BERTH_RETURN_IF_ERROR(WriteCgroupFile(dir, "cpuset.cpus", *r.cpuset_cpus));
     if (r.cpuset_mems) BERTH_RETURN_IF_ERROR(WriteCgroupFile(dir, "cpuset.mems", *r.cpuset_mems));
   }
-  if (Has(h, "memory")) BERTH_RETURN_IF_ERROR(ApplyMemory(dir, r));
-  if (Has(h, "pids") && r.pids_max) {
+  if (HasController(h, "memory")) BERTH_RETURN_IF_ERROR(ApplyMemory(dir, r));
+  if (HasController(h, "pids") && r.pids_max) {
     BERTH_RETURN_IF_ERROR(
         WriteCgroupFile(dir, "pids.max", *r.pids_max < 0 ? "max" : Num(*r.pids_max)));
   }
-  if (Has(h, "blkio") && r.blkio_weight) {
+  if (HasController(h, "blkio") && r.blkio_weight) {
     // CFQ's blkio.weight, or BFQ's; with neither scheduler there is no weight knob.
-    const char* file = FileExists(dir, "blkio.weight")       ? "blkio.weight"
-                       : FileExists(dir, "blkio.bfq.weight") ? "blkio.bfq.weight"
-                                                             : nullptr;
+    const char* file = CgroupFileExists(dir, "blkio.weight")       ? "blkio.weight"
+                       : CgroupFileExists(dir, "blkio.bfq.weight") ? "blkio.bfq.weight"
+                                                                   : nullptr;
     if (file == nullptr) {
       return absl::FailedPreconditionError(
           "blkio weight asked for, but no I/O scheduler here has weights "
@@ -94,17 +86,18 @@ absl::Status ApplyV1(const CgroupHierarchy& h, const std::string& dir, const Cgr
     }
     BERTH_RETURN_IF_ERROR(WriteCgroupFile(dir, file, Num(*r.blkio_weight)));
   }
-  if (Has(h, "hugetlb")) {
+  if (HasController(h, "hugetlb")) {
     for (const auto& [size, bytes] : r.hugetlb_limits) {
       std::string file = absl::StrCat("hugetlb.", size, ".limit_in_bytes");
-      if (!FileExists(dir, file)) {
+      if (!CgroupFileExists(dir, file)) {
         return absl::InvalidArgumentError(
             absl::StrCat("hugetlb page size `", size, "` is not supported here (no ", file, ")"));
       }
       BERTH_RETURN_IF_ERROR(WriteCgroupFile(dir, file, Num(static_cast<int64_t>(bytes))));
     }
   }
-  if (Has(h, "devices") && r.devices) BERTH_RETURN_IF_ERROR(ApplyDevices(dir, *r.devices));
+  if (HasController(h, "devices") && r.devices)
+    BERTH_RETURN_IF_ERROR(ApplyDevices(dir, *r.devices));
   return absl::OkStatus();
 }
 

@@ -13,20 +13,12 @@
 namespace berth {
 namespace {
 
-bool Has(const CgroupHierarchy& h, absl::string_view controller) {
-  return std::find(h.controllers.begin(), h.controllers.end(), controller) != h.controllers.end();
-}
-
-bool FileExists(const std::string& dir, absl::string_view file) {
-  return ::access(absl::StrCat(dir, "/", file).c_str(), F_OK) == 0;
-}
-
 std::string MaxOr(int64_t v) { return v < 0 ? "max" : std::to_string(v); }
 
 // A controller the hierarchy has but this cgroup's parent did not delegate has no
 // interface files here.
 absl::Status NeedFile(const std::string& dir, absl::string_view file, absl::string_view ctrl) {
-  if (FileExists(dir, file)) return absl::OkStatus();
+  if (CgroupFileExists(dir, file)) return absl::OkStatus();
   return absl::FailedPreconditionError(
       absl::StrCat("the ", ctrl, " controller is not enabled for this cgroup (no ", file,
                    "): its parent's cgroup.subtree_control lacks `", ctrl, "`"));
@@ -55,7 +47,7 @@ absl::Status ApplyMemory(const std::string& dir, const CgroupResources& r) {
   }
   if (r.memory_swap) {
     // OCI gives memory+swap; v2 limits swap alone.
-    if (!FileExists(dir, "memory.swap.max")) {
+    if (!CgroupFileExists(dir, "memory.swap.max")) {
       return absl::FailedPreconditionError(
           "memory+swap limit asked for, but this kernel has no swap accounting "
           "(memory.swap.max is missing)");
@@ -80,20 +72,20 @@ absl::Status ApplyMemory(const std::string& dir, const CgroupResources& r) {
 }  // namespace
 
 absl::Status ApplyV2(const CgroupHierarchy& h, const std::string& dir, const CgroupResources& r) {
-  if (Has(h, "cpu")) BERTH_RETURN_IF_ERROR(ApplyCpu(dir, r));
-  if (Has(h, "cpuset")) {
+  if (HasController(h, "cpu")) BERTH_RETURN_IF_ERROR(ApplyCpu(dir, r));
+  if (HasController(h, "cpuset")) {
     if (r.cpuset_cpus) BERTH_RETURN_IF_ERROR(WriteCgroupFile(dir, "cpuset.cpus", *r.cpuset_cpus));
     if (r.cpuset_mems) BERTH_RETURN_IF_ERROR(WriteCgroupFile(dir, "cpuset.mems", *r.cpuset_mems));
   }
-  if (Has(h, "memory")) BERTH_RETURN_IF_ERROR(ApplyMemory(dir, r));
-  if (Has(h, "pids") && r.pids_max) {
+  if (HasController(h, "memory")) BERTH_RETURN_IF_ERROR(ApplyMemory(dir, r));
+  if (HasController(h, "pids") && r.pids_max) {
     BERTH_RETURN_IF_ERROR(NeedFile(dir, "pids.max", "pids"));
     BERTH_RETURN_IF_ERROR(WriteCgroupFile(dir, "pids.max", MaxOr(*r.pids_max)));
   }
-  if (Has(h, "io") && r.blkio_weight) {
+  if (HasController(h, "io") && r.blkio_weight) {
     // io.weight is 1..10000; v1's 10..1000 maps linearly onto it (as runc does).
     // BFQ's io.bfq.weight keeps v1's range.
-    if (FileExists(dir, "io.weight")) {
+    if (CgroupFileExists(dir, "io.weight")) {
       uint64_t weight = 1 + (std::clamp<uint64_t>(*r.blkio_weight, 10, 1000) - 10) * 9999 / 990;
       BERTH_RETURN_IF_ERROR(WriteCgroupFile(dir, "io.weight", absl::StrCat("default ", weight)));
     } else {
@@ -101,7 +93,7 @@ absl::Status ApplyV2(const CgroupHierarchy& h, const std::string& dir, const Cgr
       BERTH_RETURN_IF_ERROR(WriteCgroupFile(dir, "io.bfq.weight", std::to_string(*r.blkio_weight)));
     }
   }
-  if (Has(h, "hugetlb")) {
+  if (HasController(h, "hugetlb")) {
     for (const auto& [size, bytes] : r.hugetlb_limits) {
       std::string file = absl::StrCat("hugetlb.", size, ".max");
       BERTH_RETURN_IF_ERROR(NeedFile(dir, file, "hugetlb"));

@@ -20,6 +20,7 @@ namespace berth {
 namespace {
 
 using ::berth::testing::BerthdProcess;
+using ::berth::testing::BindUnixSocket;
 using ::berth::testing::IsOk;
 using ::berth::testing::TempDir;
 using ::berth::testing::WriteFileOrDie;
@@ -31,18 +32,6 @@ bool VersionOk(BerthdProcess& berthd) {
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
   runtime::v1::VersionResponse response;
   return stub->Version(&ctx, runtime::v1::VersionRequest(), &response).ok();
-}
-
-UniqueFd BindUnix(const std::string& path, bool listen) {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
-  EXPECT_EQ(::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  if (listen) {
-    EXPECT_EQ(::listen(fd.get(), 8), 0);
-  }
-  return fd;
 }
 
 TEST(SocketTest, SecondBerthdOnALiveSocketRefusesToStart) {
@@ -79,7 +68,7 @@ TEST(SocketTest, ALiveSocketOfAnotherServerIsRefused) {
   TempDir dir;
   BerthdProcess berthd(dir);
   ASSERT_THAT(MakeDirs(berthd.state_dir(), 0700), IsOk());
-  UniqueFd other = BindUnix(berthd.socket_path(), /*listen=*/true);
+  UniqueFd other = BindUnixSocket(berthd.socket_path(), /*listen=*/true);
   absl::StatusOr<int> code = berthd.RunToExit({});
   ASSERT_THAT(code, IsOk());
   EXPECT_EQ(*code, 1);

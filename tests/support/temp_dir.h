@@ -8,6 +8,8 @@
 
 #include <string>
 
+#include "os/unique_fd.h"
+
 namespace berth::testing {
 
 class TempDir {
@@ -23,6 +25,10 @@ class TempDir {
  private:
   std::string path_;
 };
+
+// A unix socket bound at `path` (listening or not): closing it without listen()
+// leaves exactly what a crashed server leaves, a stale socket file.
+UniqueFd BindUnixSocket(const std::string& path, bool listen);
 
 // Writes `content` to `path`, replacing it; aborts the test binary on failure.
 void WriteFileOrDie(const std::string& path, const std::string& content);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -120,6 +121,12 @@ absl::StatusOr<Cgroup> Cgroup::Create(const CgroupLayout& layout, std::string pa
   BERTH_RETURN_IF_ERROR(CheckCgroupPath(path));
   const std::string relative = path.substr(1);
   const std::vector<absl::string_view> parts = absl::StrSplit(relative, '/');
+  // Rollback (STYLE.md 9): on any failure, remove every directory this call made,
+  // deepest first, so a half-made cgroup leaks nowhere.
+  std::vector<std::string> made;
+  absl::Cleanup rollback = [&made] {
+    for (auto it = made.rbegin(); it != made.rend(); ++it) ::rmdir(it->c_str());
+  };
   for (const CgroupHierarchy& h : layout.hierarchies()) {
     bool cpuset = !h.v2 && HasController(h, "cpuset");
     std::string dir = h.mount_point;
@@ -128,11 +135,13 @@ absl::StatusOr<Cgroup> Cgroup::Create(const CgroupLayout& layout, std::string pa
       dir = absl::StrCat(dir, "/", parts[i]);
       if (Exists(dir)) continue;  // not ours to configure
       BERTH_RETURN_IF_ERROR(MakeDir(dir));
+      made.push_back(dir);
       if (cpuset) BERTH_RETURN_IF_ERROR(Annotate(InheritCpuset(parent, dir), "cpuset"));
       bool leaf = i + 1 == parts.size();
       if (h.v2 && !leaf) BERTH_RETURN_IF_ERROR(EnableSubtreeControllers(parent, dir));
     }
   }
+  std::move(rollback).Cancel();
   return Cgroup(layout, std::move(path));
 }
 

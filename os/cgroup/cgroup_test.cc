@@ -8,6 +8,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include "absl/strings/strip.h"
 #include "os/files.h"
 #include "tests/support/status_matchers.h"
@@ -150,6 +152,24 @@ TEST(CgroupV2Test, CreateDelegatesControllersToLevelsItMakes) {
   // The leaf gets no subtree_control: processes live there (no internal processes rule).
   EXPECT_THAT(ReadFile(fake.Dir("/berth/pod/c1/cgroup.subtree_control")),
               StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST(CgroupV1Test, FailedCreateRemovesWhatItMade) {
+  TempDir root;
+  ASSERT_THAT(MakeDirs(root.Join("memory"), 0755), IsOk());
+  ASSERT_THAT(MakeDirs(root.Join("cpuset"), 0755), IsOk());
+  // The cpuset root has no cpuset.cpus to inherit: Create fails in the second
+  // hierarchy, after making dirs in the first.
+  auto layout = CgroupLayout::FromMountInfo(
+      "35 31 0:32 / /memory rw - cgroup cgroup rw,memory\n"
+      "34 31 0:31 / /cpuset rw - cgroup cgroup rw,cpuset\n",
+      root.path());
+  ASSERT_THAT(layout, IsOk());
+  EXPECT_THAT(Cgroup::Create(*layout, "/berth/c"),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("cpuset")));
+  EXPECT_NE(::access(root.Join("memory/berth/c").c_str(), F_OK), 0);
+  EXPECT_NE(::access(root.Join("memory/berth").c_str(), F_OK), 0);
+  EXPECT_NE(::access(root.Join("cpuset/berth").c_str(), F_OK), 0);
 }
 
 TEST(CgroupV2Test, ApplyWritesV2Files) {

@@ -132,12 +132,12 @@ absl::Status AgentServer::Serve() {
                              &tcp.back().port);
   }
 
-  // The socket is made by bind(); the umask keeps it 0660 from the first moment
-  // instead of racing a chmod afterwards.
   builder.AddListeningPort("unix:" + options_.socket_path, grpc::InsecureServerCredentials());
 
   // Claim() made sure the path is ours: whatever bind leaves there, we remove.
   socket_bound_ = true;
+  // The socket is made by bind(); the umask keeps it 0660 from the first moment
+  // instead of racing a chmod afterwards.
   mode_t old_umask = ::umask(0117);
   grpc_ = builder.BuildAndStart();
   ::umask(old_umask);

@@ -7,8 +7,8 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 "$top/deploy/install-deps.sh"
 cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
-cmake --build "$top/build" -j "$(nproc)" --target berthd
-install -m 0755 "$top/build/agent/berthd" /usr/local/bin/berthd
+cmake --build "$top/build" -j "$(nproc)" --target berthd berth-shim
+install -m 0755 "$top/build/bin/berthd" "$top/build/bin/berth-shim" /usr/local/bin/
 
 if [ -d /run/systemd/system ]; then
   install -m 0644 "$top/deploy/systemd/berthd.service" /etc/systemd/system/berthd.service

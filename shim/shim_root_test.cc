@@ -24,6 +24,7 @@ using ::berth::testing::IsOk;
 using ::berth::testing::StatusIs;
 using ::testing::HasSubstr;
 using ::testing::Not;
+using ::berth::testing::WriteFileOrDie;
 
 std::string NsInode(pid_t pid, const char* ns) {
   struct stat st;
@@ -203,6 +204,25 @@ TEST_F(ShimTest, LogsAreInTheCriFormat) {
   }
   EXPECT_THAT(stdout_records, ::testing::ElementsAre("F one", "P no newline"));
   EXPECT_THAT(stderr_records, ::testing::ElementsAre("F two", "P err"));
+}
+
+TEST_F(ShimTest, ReopenLogFollowsARotation) {
+  absl::StatusOr<LaunchedShim> shim = Launch(Spec(
+      {"sh", "-c", "echo before; while [ ! -e /tmp/go ]; do sleep 0.02; done; echo after"}));
+  ASSERT_THAT(shim, IsOk());
+  ASSERT_THAT(Call(*shim, StartRequest()), IsOk());
+  for (int i = 0; i < 250 && LogText(*shim).empty(); ++i) usleep(20000);
+  ASSERT_EQ(rename(LogPath(*shim).c_str(), (LogPath(*shim) + ".1").c_str()), 0);
+  v1::Request reopen;
+  reopen.mutable_reopen_log();
+  ASSERT_THAT(Call(*shim, reopen), IsOk());
+  WriteFileOrDie(rootfs_ + "/tmp/go", "");
+  absl::StatusOr<v1::Response> w = Call(*shim, WaitRequest());
+  ASSERT_THAT(w, IsOk());
+  EXPECT_EQ(LogText(*shim), "after\n");
+  absl::StatusOr<std::string> old = ReadFile(LogPath(*shim) + ".1");
+  ASSERT_THAT(old, IsOk());
+  EXPECT_THAT(*old, HasSubstr(" stdout F before\n"));
 }
 
 TEST_F(ShimTest, ExecFailureIsReportedByStartWithThePath) {

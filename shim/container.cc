@@ -198,6 +198,20 @@ CgroupResources ToCgroupResources(const v1::Resources& r) {
       rule.access = d.access().empty() ? "rwm" : d.access();
       c.devices->push_back(rule);
     }
+    // What every container may use whatever the rules say, as runc and crun add
+    // after the spec's (runc specconv.AllowedDevices): mknod of any node, and
+    // the default /dev nodes the shim creates.
+    static constexpr struct {
+      char type;
+      int64_t major, minor;
+      const char* access;
+    } kAlwaysAllowed[] = {{'c', -1, -1, "m"}, {'b', -1, -1, "m"},  {'c', 1, 3, "rwm"},
+                          {'c', 1, 5, "rwm"}, {'c', 1, 7, "rwm"},  {'c', 1, 8, "rwm"},
+                          {'c', 1, 9, "rwm"}, {'c', 5, 0, "rwm"},  {'c', 5, 2, "rwm"},
+                          {'c', 136, -1, "rwm"}};
+    for (const auto& a : kAlwaysAllowed) {
+      c.devices->push_back(DeviceRule{true, a.type, a.major, a.minor, a.access});
+    }
   }
   return c;
 }

@@ -1,5 +1,6 @@
 // berth-shim end to end, as root: isolation, exec, exit codes, logs, detach,
 // cleanup. Limits are in shim_limits_root_test.cc.
+#include <dirent.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -225,6 +226,77 @@ TEST_F(ShimTest, ReopenLogFollowsARotation) {
   EXPECT_THAT(*old, HasSubstr(" stdout F before\n"));
 }
 
+TEST_F(ShimTest, JoinsNamespacesGivenByPath) {
+  // A "pod": the first container's namespaces, joined by the second by path as a
+  // sandbox's pinned namespaces would be.
+  absl::StatusOr<LaunchedShim> pod = Launch(Spec({"/bin/probe", "sleep", "60"}));
+  ASSERT_THAT(pod, IsOk());
+  ASSERT_THAT(Call(*pod, StartRequest()), IsOk());
+  v1::ContainerSpec spec = Spec({"/bin/probe", "report"});
+  for (v1::Namespace& ns : *spec.mutable_namespaces()) {
+    const char* name = ns.type() == v1::NETWORK ? "net"
+                       : ns.type() == v1::IPC   ? "ipc"
+                       : ns.type() == v1::UTS   ? "uts"
+                       : ns.type() == v1::PID   ? "pid"
+                                                : nullptr;
+    if (name != nullptr) ns.set_path(absl::StrCat("/proc/", pod->init_pid, "/ns/", name));
+  }
+  absl::StatusOr<LaunchedShim> c = Launch(spec);
+  ASSERT_THAT(c, IsOk());
+  EXPECT_EQ(RunToExit(*c).exit_code(), 0);
+  ProbeOutput out = ParseProbe(LogText(*c));
+  for (const char* ns : {"net", "ipc", "uts", "pid"}) {
+    EXPECT_EQ(One(out, absl::StrCat("ns.", ns)), NsInode(pod->init_pid, ns)) << ns;
+  }
+  EXPECT_NE(One(out, "ns.mnt"), NsInode(pod->init_pid, "mnt"));  // its own root
+  EXPECT_NE(One(out, "pid"), "1");                                // the pod's PID 1 is there
+
+  v1::ContainerSpec bad = Spec({"/bin/true"});
+  bad.mutable_namespaces(0)->set_path("/proc/no/ns/pid");
+  EXPECT_THAT(Launch(bad), StatusIs(absl::StatusCode::kNotFound,
+                                    HasSubstr("namespaces[0].path: open `/proc/no/ns/pid`")));
+}
+
+TEST_F(ShimTest, BindMountsDevicesWorkingDirAndEnvironment) {
+  const std::string data = dir_->Join("data");
+  ASSERT_EQ(mkdir(data.c_str(), 0755), 0);
+  v1::ContainerSpec spec = Spec({"sh", "-c",
+                                 "pwd; echo $GREETING; probe writefile /ro/x; probe writefile "
+                                 "/rw/x; probe read /dev/kmsg; probe read /dev/null"},
+                                true);
+  spec.mutable_process()->set_cwd("/rw");
+  spec.mutable_process()->add_env("GREETING=hello");
+  for (const char* dest : {"/ro", "/rw"}) {
+    v1::Mount* m = spec.add_mounts();
+    m->set_destination(dest);
+    m->set_type("bind");
+    m->set_source(data);
+    m->add_options("rbind");
+    m->add_options(dest == std::string("/ro") ? "ro" : "rw");
+    m->add_options("rprivate");
+  }
+  // A node the container has but may not use: the device cgroup denies all
+  // but the default nodes.
+  v1::Device* kmsg = spec.add_devices();
+  kmsg->set_path("/dev/kmsg");
+  kmsg->set_type("c");
+  kmsg->set_major(1);
+  kmsg->set_minor(11);
+  spec.mutable_resources()->set_devices_set(true);
+  absl::StatusOr<LaunchedShim> shim = Launch(spec);
+  ASSERT_THAT(shim, IsOk());
+  EXPECT_EQ(RunToExit(*shim).exit_code(), 0);
+  std::string text = LogText(*shim);
+  EXPECT_THAT(text, HasSubstr("/rw\nhello\n"));
+  ProbeOutput out = ParseProbe(text);
+  EXPECT_EQ(One(out, "write./ro/x"), "ERR:Read-only file system");
+  EXPECT_EQ(One(out, "write./rw/x"), "ok");
+  EXPECT_EQ(One(out, "read./dev/kmsg"), "ERR:Operation not permitted");
+  EXPECT_EQ(One(out, "read./dev/null"), "ok");
+  struct stat st;
+  EXPECT_EQ(stat((data + "/x").c_str(), &st), 0);  // the rw bind reached the host dir
+}
+
 TEST_F(ShimTest, ExecFailureIsReportedByStartWithThePath) {
   absl::StatusOr<LaunchedShim> shim = Launch(Spec({"/bin/nope"}));
   ASSERT_THAT(shim, IsOk());
@@ -284,7 +356,16 @@ TEST_F(ShimTest, SurvivesTheDeathOfItsStarterAndStillReportsTheExit) {
   EXPECT_EQ(RunToExit(shim).exit_code(), 5);
 }
 
+int CountFds() {
+  int n = 0;
+  DIR* d = opendir("/proc/self/fd");
+  while (readdir(d) != nullptr) ++n;
+  closedir(d);
+  return n;
+}
+
 TEST_F(ShimTest, DeleteLeavesNothingBehind) {
+  const int fds_before = CountFds();
   absl::StatusOr<LaunchedShim> shim = Launch(Spec({"/bin/probe", "sleep", "60"}, true));
   ASSERT_THAT(shim, IsOk());
   ASSERT_THAT(Call(*shim, StartRequest()), IsOk());
@@ -305,6 +386,7 @@ TEST_F(ShimTest, DeleteLeavesNothingBehind) {
   absl::StatusOr<std::string> mounts = ReadFile("/proc/self/mountinfo");
   ASSERT_THAT(mounts, IsOk());
   EXPECT_THAT(*mounts, Not(HasSubstr(rootfs_)));
+  EXPECT_EQ(CountFds(), fds_before);  // the client side keeps nothing open either
 }
 
 }  // namespace

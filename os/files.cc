@@ -98,4 +98,21 @@ absl::StatusOr<std::string> ReadFile(absl::string_view path) {
   }
 }
 
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view bytes, mode_t mode) {
+  const std::string tmp = path + ".tmp";
+  BERTH_ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode));
+  size_t off = 0;
+  while (off < bytes.size()) {
+    ssize_t n = ::write(fd.get(), bytes.data() + off, bytes.size() - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "write", tmp);
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync", tmp);
+  if (rename(tmp.c_str(), path.c_str()) != 0) return ErrnoStatus(errno, "rename", tmp);
+  return absl::OkStatus();
+}
+
 }  // namespace berth

@@ -36,4 +36,9 @@ absl::StatusOr<SocketProbe> ProbeUnixSocket(absl::string_view path);
 // Reads a whole (small) file.
 absl::StatusOr<std::string> ReadFile(absl::string_view path);
 
+// Replaces `path` with `bytes` all at once: written to `path`.tmp, fsynced,
+// renamed over `path`. A crash leaves the old file or the new one, never half.
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view bytes,
+                                 mode_t mode = 0644);
+
 }  // namespace berth

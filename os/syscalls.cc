@@ -120,8 +120,9 @@ int RealSyscalls::MountFlags(const char* path, unsigned long* flags) {
   static constexpr struct {
     unsigned long st;
     unsigned long ms;
-  } kMap[] = {{ST_RDONLY, MS_RDONLY},     {ST_NOSUID, MS_NOSUID},   {ST_NODEV, MS_NODEV},
-              {ST_NOEXEC, MS_NOEXEC},     {ST_NOATIME, MS_NOATIME}, {ST_NODIRATIME, MS_NODIRATIME},
+  } kMap[] = {{ST_RDONLY, MS_RDONLY},     {ST_NOSUID, MS_NOSUID},
+              {ST_NODEV, MS_NODEV},       {ST_NOEXEC, MS_NOEXEC},
+              {ST_NOATIME, MS_NOATIME},   {ST_NODIRATIME, MS_NODIRATIME},
               {ST_RELATIME, MS_RELATIME}, {ST_SYNCHRONOUS, MS_SYNCHRONOUS}};
   *flags = 0;
   for (const auto& m : kMap) {

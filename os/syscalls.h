@@ -21,8 +21,8 @@ class Syscalls {
   virtual ~Syscalls() = default;
 
   // mount(2), umount2(2).
-  virtual int Mount(const char* source, const char* target, const char* fstype,
-                    unsigned long flags, const char* data) = 0;
+  virtual int Mount(const char* source, const char* target, const char* fstype, unsigned long flags,
+                    const char* data) = 0;
   virtual int Umount2(const char* target, int flags) = 0;
   // Opens `path` inside the tree rooted at `root_fd` without leaving it
   // (openat2 RESOLVE_IN_ROOT: symlinks and ".." resolve as if root_fd were "/"),

@@ -21,17 +21,6 @@ extern char** environ;
 namespace berth::shim {
 namespace {
 
-absl::Status WriteAtomically(const std::string& path, const std::string& bytes) {
-  const std::string tmp = path + ".tmp";
-  BERTH_ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600));
-  if (write(fd.get(), bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size())) {
-    return ErrnoStatus(errno, "write", tmp);
-  }
-  if (fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync", tmp);
-  if (rename(tmp.c_str(), path.c_str()) != 0) return ErrnoStatus(errno, "rename", tmp);
-  return absl::OkStatus();
-}
-
 v1::Mount MakeMount(const char* dest, const char* type, const char* source,
                     std::vector<std::string> options) {
   v1::Mount m;
@@ -46,7 +35,7 @@ v1::Mount MakeMount(const char* dest, const char* type, const char* source,
 
 absl::StatusOr<LaunchedShim> LaunchShim(const std::string& shim_path, const std::string& bundle,
                                         const v1::ContainerSpec& spec) {
-  BERTH_RETURN_IF_ERROR(WriteAtomically(bundle + "/spec.pb", spec.SerializeAsString()));
+  BERTH_RETURN_IF_ERROR(WriteFileAtomically(bundle + "/spec.pb", spec.SerializeAsString(), 0600));
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe2");
   UniqueFd r(p[0]), w(p[1]);
@@ -68,8 +57,8 @@ absl::StatusOr<LaunchedShim> LaunchShim(const std::string& shim_path, const std:
     waitpid(pid, &status, 0);
     absl::StatusOr<std::string> log = ReadFile(bundle + "/shim.log");
     return absl::InternalError(absl::StrCat("berth-shim exited (status ", status,
-                                            ") without a result: ", read.message(), "; log: ",
-                                            log.ok() ? *log : ""));
+                                            ") without a result: ", read.message(),
+                                            "; log: ", log.ok() ? *log : ""));
   }
   if (result.code() != 0) {
     waitpid(pid, nullptr, 0);
@@ -163,22 +152,20 @@ v1::ContainerSpec DefaultSpec(const std::string& id, const std::string& root,
   *spec.add_mounts() = MakeMount("/proc", "proc", "proc", {"nosuid", "noexec", "nodev"});
   *spec.add_mounts() =
       MakeMount("/dev", "tmpfs", "tmpfs", {"nosuid", "strictatime", "mode=755", "size=65536k"});
-  *spec.add_mounts() = MakeMount("/dev/pts", "devpts", "devpts",
-                                 {"nosuid", "noexec", "newinstance", "ptmxmode=0666",
-                                  "mode=0620", "gid=5"});
+  *spec.add_mounts() =
+      MakeMount("/dev/pts", "devpts", "devpts",
+                {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"});
   *spec.add_mounts() = MakeMount("/dev/shm", "tmpfs", "shm",
                                  {"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"});
-  *spec.add_mounts() =
-      MakeMount("/dev/mqueue", "mqueue", "mqueue", {"nosuid", "noexec", "nodev"});
+  *spec.add_mounts() = MakeMount("/dev/mqueue", "mqueue", "mqueue", {"nosuid", "noexec", "nodev"});
   *spec.add_mounts() = MakeMount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"});
-  for (const char* m : {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys",
-                        "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats",
-                        "/proc/sched_debug", "/sys/firmware", "/sys/devices/virtual/powercap",
-                        "/proc/scsi"}) {
+  for (const char* m :
+       {"/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats",
+        "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware",
+        "/sys/devices/virtual/powercap", "/proc/scsi"}) {
     spec.add_masked_paths(m);
   }
-  for (const char* r :
-       {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}) {
+  for (const char* r : {"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"}) {
     spec.add_readonly_paths(r);
   }
   return spec;

@@ -22,6 +22,7 @@
 #include "os/log.h"
 #include "os/status.h"
 #include "os/syscalls.h"
+#include "shim/clone.h"
 #include "shim/exit_file.h"
 #include "shim/idmap.h"
 #include "shim/init.h"
@@ -37,135 +38,11 @@ struct NsInfo {
 };
 // User first: the other namespaces may be owned by it (setns(2), user_namespaces(7)).
 constexpr NsInfo kNamespaces[] = {
-    {v1::USER, CLONE_NEWUSER, "user"},   {v1::MOUNT, CLONE_NEWNS, "mnt"},
-    {v1::UTS, CLONE_NEWUTS, "uts"},      {v1::IPC, CLONE_NEWIPC, "ipc"},
-    {v1::NETWORK, CLONE_NEWNET, "net"},  {v1::CGROUP, CLONE_NEWCGROUP, "cgroup"},
+    {v1::USER, CLONE_NEWUSER, "user"},  {v1::MOUNT, CLONE_NEWNS, "mnt"},
+    {v1::UTS, CLONE_NEWUTS, "uts"},     {v1::IPC, CLONE_NEWIPC, "ipc"},
+    {v1::NETWORK, CLONE_NEWNET, "net"}, {v1::CGROUP, CLONE_NEWCGROUP, "cgroup"},
     {v1::PID, CLONE_NEWPID, "pid"},
 };
-
-constexpr struct {
-  const char* name;
-  int resource;
-} kRlimits[] = {
-    {"RLIMIT_AS", RLIMIT_AS},         {"RLIMIT_CORE", RLIMIT_CORE},
-    {"RLIMIT_CPU", RLIMIT_CPU},       {"RLIMIT_DATA", RLIMIT_DATA},
-    {"RLIMIT_FSIZE", RLIMIT_FSIZE},   {"RLIMIT_LOCKS", RLIMIT_LOCKS},
-    {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK}, {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
-    {"RLIMIT_NICE", RLIMIT_NICE},     {"RLIMIT_NOFILE", RLIMIT_NOFILE},
-    {"RLIMIT_NPROC", RLIMIT_NPROC},   {"RLIMIT_RSS", RLIMIT_RSS},
-    {"RLIMIT_RTPRIO", RLIMIT_RTPRIO}, {"RLIMIT_RTTIME", RLIMIT_RTTIME},
-    {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING}, {"RLIMIT_STACK", RLIMIT_STACK},
-};
-
-// The child's failure as an error naming the stage and what it was working on.
-absl::Status ChildError(const SyncMsg& msg, const InitPlan& plan) {
-  std::string what = StageName(msg.stage);
-  const RootfsPlan& r = plan.rootfs;
-  size_t i = msg.index < 0 ? SIZE_MAX : static_cast<size_t>(msg.index);
-  switch (msg.stage) {
-    case Stage::kMount:
-      if (i < r.mounts.size()) {
-        what = absl::StrCat("mount ", r.mounts[i].fstype.empty() ? "bind" : r.mounts[i].fstype,
-                            " on `", r.mounts[i].destination, "`");
-      }
-      break;
-    case Stage::kDevices:
-      if (i < r.devices.size()) what = absl::StrCat("mknod `", r.devices[i].container, "`");
-      break;
-    case Stage::kSysctl:
-      if (i < r.sysctls.size()) what = absl::StrCat("sysctl `", r.sysctls[i].first, "`");
-      break;
-    case Stage::kMaskedPath:
-      if (i < r.masked_paths.size()) what = absl::StrCat("mask `", r.masked_paths[i], "`");
-      break;
-    case Stage::kReadonlyPath:
-      if (i < r.readonly_paths.size()) {
-        what = absl::StrCat("read-only `", r.readonly_paths[i], "`");
-      }
-      break;
-    case Stage::kExec:
-      if (i < plan.process->candidates.size()) {
-        // ENOENT on every PATH entry: name the program as given.
-        what = absl::StrCat("exec `",
-                            msg.err == ENOENT && plan.process->candidates.size() > 1
-                                ? plan.process->args[0]
-                                : plan.process->candidates[i],
-                            "`");
-      }
-      break;
-    case Stage::kChdir:
-      what = absl::StrCat("chdir `", plan.process->cwd, "`");
-      break;
-    default:
-      if (msg.index >= 0) absl::StrAppend(&what, " #", msg.index);
-  }
-  return Annotate(ErrnoStatus(msg.err, what), "container init");
-}
-
-absl::Status ReadChildReply(int fd, pid_t pid, const InitPlan& plan, SyncKind want) {
-  SyncMsg msg;
-  ssize_t n;
-  do {
-    n = recv(fd, &msg, sizeof(msg), 0);
-  } while (n < 0 && errno == EINTR);
-  if (n == 0 && want == SyncKind::kStart) return absl::OkStatus();  // exec closed it
-  if (n == sizeof(msg) && msg.kind == want) return absl::OkStatus();
-  if (n == sizeof(msg) && msg.kind == SyncKind::kFailed) return ChildError(msg, plan);
-  return absl::InternalError(absl::StrCat("container init ", pid, " ended without a report"));
-}
-
-absl::Status SetRlimits(pid_t pid, const v1::Process& process) {
-  for (int i = 0; i < process.rlimits_size(); ++i) {
-    const v1::Rlimit& r = process.rlimits(i);
-    int resource = -1;
-    for (const auto& k : kRlimits) {
-      if (r.type() == k.name) resource = k.resource;
-    }
-    if (resource < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("process.rlimits[", i, "].type `", r.type(), "` is unknown"));
-    }
-    struct rlimit lim = {r.soft(), r.hard()};
-    if (prlimit(pid, static_cast<__rlimit_resource>(resource), &lim, nullptr) != 0) {
-      int err = errno;
-      std::string why = err == EPERM ? " (raising a hard limit needs CAP_SYS_RESOURCE)" : "";
-      return ErrnoStatus(err, absl::StrCat("process.rlimits[", i, "] ", r.type(), " soft ",
-                                           r.soft(), " hard ", r.hard(), why));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::Status SetOomScoreAdj(pid_t pid, int value) {
-  const std::string path = absl::StrCat("/proc/", pid, "/oom_score_adj");
-  BERTH_ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(path, O_WRONLY));
-  const std::string text = absl::StrCat(value);
-  if (write(fd.get(), text.data(), text.size()) < 0) {
-    int err = errno;
-    std::string why =
-        err == EACCES || err == EPERM ? " (lowering it needs CAP_SYS_RESOURCE)" : "";
-    return ErrnoStatus(err, absl::StrCat("process.oom_score_adj ", value, why));
-  }
-  return absl::OkStatus();
-}
-
-absl::Status SendSync(int fd, SyncKind kind) {
-  SyncMsg msg{kind, Stage::kNone, 0, -1};
-  if (send(fd, &msg, sizeof(msg), MSG_NOSIGNAL) != sizeof(msg)) {
-    return ErrnoStatus(errno, "send to container init");
-  }
-  return absl::OkStatus();
-}
-
-pid_t RawClone(int flags) {
-  return static_cast<pid_t>(syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, 0));
-}
-
-void KillAndReap(pid_t pid) {
-  kill(pid, SIGKILL);
-  while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-  }
-}
 
 }  // namespace
 
@@ -186,7 +63,8 @@ CgroupResources ToCgroupResources(const v1::Resources& r) {
   if (r.has_memory_swap()) c.memory_swap = r.memory_swap();
   if (r.has_pids_max()) c.pids_max = r.pids_max();
   if (r.has_blkio_weight()) c.blkio_weight = static_cast<uint16_t>(r.blkio_weight());
-  for (const v1::HugepageLimit& h : r.hugepage_limits()) c.hugetlb_limits[h.page_size()] = h.limit();
+  for (const v1::HugepageLimit& h : r.hugepage_limits())
+    c.hugetlb_limits[h.page_size()] = h.limit();
   if (r.devices_set()) {
     c.devices.emplace();
     for (const v1::DeviceRule& d : r.devices()) {
@@ -205,9 +83,9 @@ CgroupResources ToCgroupResources(const v1::Resources& r) {
       char type;
       int64_t major, minor;
       const char* access;
-    } kAlwaysAllowed[] = {{'c', -1, -1, "m"}, {'b', -1, -1, "m"},  {'c', 1, 3, "rwm"},
-                          {'c', 1, 5, "rwm"}, {'c', 1, 7, "rwm"},  {'c', 1, 8, "rwm"},
-                          {'c', 1, 9, "rwm"}, {'c', 5, 0, "rwm"},  {'c', 5, 2, "rwm"},
+    } kAlwaysAllowed[] = {{'c', -1, -1, "m"},   {'b', -1, -1, "m"}, {'c', 1, 3, "rwm"},
+                          {'c', 1, 5, "rwm"},   {'c', 1, 7, "rwm"}, {'c', 1, 8, "rwm"},
+                          {'c', 1, 9, "rwm"},   {'c', 5, 0, "rwm"}, {'c', 5, 2, "rwm"},
                           {'c', 136, -1, "rwm"}};
     for (const auto& a : kAlwaysAllowed) {
       c.devices->push_back(DeviceRule{true, a.type, a.major, a.minor, a.access});
@@ -288,7 +166,8 @@ absl::Status Container::Spawn(const v1::ContainerSpec& spec) {
         "namespaces: the container needs a new MOUNT namespace (its root is mounted there)");
   }
   if (plan.new_userns && (spec.uid_mappings().empty() || spec.gid_mappings().empty())) {
-    return absl::InvalidArgumentError("uid_mappings and gid_mappings are required with a new USER namespace");
+    return absl::InvalidArgumentError(
+        "uid_mappings and gid_mappings are required with a new USER namespace");
   }
   if (!plan.new_userns && (!spec.uid_mappings().empty() || !spec.gid_mappings().empty())) {
     return absl::InvalidArgumentError("uid_mappings given without a new USER namespace");
@@ -300,56 +179,20 @@ absl::Status Container::Spawn(const v1::ContainerSpec& spec) {
     return absl::InvalidArgumentError("hostname needs a new UTS namespace");
   }
 
-  int out[2], err[2], sv[2];
-  if (pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe2");
-  UniqueFd out_r(out[0]), out_w(out[1]);
-  if (pipe2(err, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe2");
-  UniqueFd err_r(err[0]), err_w(err[1]);
-  BERTH_ASSIGN_OR_RETURN(UniqueFd devnull, OpenFile("/dev/null", O_RDWR));
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-    return ErrnoStatus(errno, "socketpair");
-  }
-  UniqueFd parent_end(sv[0]), child_end(sv[1]);
-  plan.stdio[0] = devnull.get();
-  plan.stdio[1] = out_w.get();
-  plan.stdio[2] = err_w.get();
-
-  // A PID namespace given by path applies to children only: enter it for the clone.
-  UniqueFd own_pidns;
-  if (pidns) {
-    BERTH_ASSIGN_OR_RETURN(own_pidns, OpenFile("/proc/self/ns/pid", O_RDONLY));
-    if (setns(pidns.get(), CLONE_NEWPID) != 0) return ErrnoStatus(errno, "setns", "pid");
-  }
-  pid_t pid = RawClone(flags);
-  if (pid == 0) {
-    RealSyscalls sys;
-    RunInit(plan, child_end.get(), sys);
-  }
-  int clone_err = errno;
-  if (own_pidns && setns(own_pidns.get(), CLONE_NEWPID) != 0) {
-    BERTH_LOG(ERROR) << "cannot return to the shim's pid namespace: " << strerror(errno);
-  }
-  if (pid < 0) return ErrnoStatus(clone_err, "clone");
+  BERTH_ASSIGN_OR_RETURN(ChildEnds ends, MakeChildEnds(plan));
+  BERTH_ASSIGN_OR_RETURN(pid_t pid, CloneChild(flags, pidns, plan, ends, RunInit));
   init_pid_ = pid;
   absl::Cleanup kill_child = [pid] { KillAndReap(pid); };
-  child_end.reset();
-  out_w.reset();
-  err_w.reset();
-
   if (plan.new_userns) {
     BERTH_RETURN_IF_ERROR(WriteIdMaps(pid, spec.uid_mappings(), spec.gid_mappings()));
   }
-  if (cgroup_) BERTH_RETURN_IF_ERROR(cgroup_->AddProcess(pid));
-  BERTH_RETURN_IF_ERROR(SetRlimits(pid, spec.process()));
-  if (spec.process().has_oom_score_adj()) {
-    BERTH_RETURN_IF_ERROR(SetOomScoreAdj(pid, spec.process().oom_score_adj()));
-  }
-  BERTH_RETURN_IF_ERROR(SendSync(parent_end.get(), SyncKind::kGo));
-  BERTH_RETURN_IF_ERROR(ReadChildReply(parent_end.get(), pid, plan, SyncKind::kReady));
+  BERTH_RETURN_IF_ERROR(PrepareChild(pid, cgroup_, spec.process()));
+  BERTH_RETURN_IF_ERROR(SendSync(ends.parent.get(), SyncKind::kGo));
+  BERTH_RETURN_IF_ERROR(ReadChildReply(ends.parent.get(), pid, plan, SyncKind::kReady));
   std::move(kill_child).Cancel();
-  sync_ = std::move(parent_end);
-  stdout_ = std::move(out_r);
-  stderr_ = std::move(err_r);
+  sync_ = std::move(ends.parent);
+  stdout_ = std::move(ends.out_r);
+  stderr_ = std::move(ends.err_r);
   // Start needs the candidates for its error message; keep only what it reads.
   exec_error_path_ = plan.process->args[0];
   return absl::OkStatus();
@@ -432,7 +275,7 @@ absl::StatusOr<ExecChild> Container::Exec(const v1::Process& process) {
   InitPlan plan;
   BERTH_ASSIGN_OR_RETURN(plan.process, BuildProcessPlan(process));
   std::vector<UniqueFd> fds;
-  UniqueFd pidns, own_pidns;
+  UniqueFd pidns;
   for (const NsInfo& n : kNamespaces) {
     const std::string theirs = absl::StrCat("/proc/", init_pid_, "/ns/", n.proc_name);
     const std::string ours = absl::StrCat("/proc/self/ns/", n.proc_name);
@@ -443,52 +286,25 @@ absl::StatusOr<ExecChild> Container::Exec(const v1::Process& process) {
     BERTH_ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(theirs, O_RDONLY));
     if (n.flag == CLONE_NEWPID) {
       pidns = std::move(fd);
-      BERTH_ASSIGN_OR_RETURN(own_pidns, OpenFile(ours, O_RDONLY));
     } else {
       fds.push_back(std::move(fd));
       plan.join.emplace_back(fds.back().get(), n.flag);
     }
   }
-  int out[2], err[2], sv[2];
-  if (pipe2(out, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe2");
-  UniqueFd out_r(out[0]), out_w(out[1]);
-  if (pipe2(err, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe2");
-  UniqueFd err_r(err[0]), err_w(err[1]);
-  BERTH_ASSIGN_OR_RETURN(UniqueFd devnull, OpenFile("/dev/null", O_RDWR));
-  if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0) {
-    return ErrnoStatus(errno, "socketpair");
-  }
-  UniqueFd parent_end(sv[0]), child_end(sv[1]);
-  plan.stdio[0] = devnull.get();
-  plan.stdio[1] = out_w.get();
-  plan.stdio[2] = err_w.get();
-  if (pidns && setns(pidns.get(), CLONE_NEWPID) != 0) return ErrnoStatus(errno, "setns", "pid");
-  pid_t pid = RawClone(0);
-  if (pid == 0) {
-    RealSyscalls sys;
-    RunJoined(plan, child_end.get(), sys);
-  }
-  int clone_err = errno;
-  if (own_pidns && setns(own_pidns.get(), CLONE_NEWPID) != 0) {
-    BERTH_LOG(ERROR) << "cannot return to the shim's pid namespace: " << strerror(errno);
-  }
-  if (pid < 0) return ErrnoStatus(clone_err, "clone");
+  BERTH_ASSIGN_OR_RETURN(ChildEnds ends, MakeChildEnds(plan));
+  BERTH_ASSIGN_OR_RETURN(pid_t pid, CloneChild(0, pidns, plan, ends, RunJoined));
   absl::Cleanup kill_child = [pid] { KillAndReap(pid); };
-  child_end.reset();
-  out_w.reset();
-  err_w.reset();
-  if (cgroup_) BERTH_RETURN_IF_ERROR(cgroup_->AddProcess(pid));
-  BERTH_RETURN_IF_ERROR(SetRlimits(pid, process));
-  if (process.has_oom_score_adj()) BERTH_RETURN_IF_ERROR(SetOomScoreAdj(pid, process.oom_score_adj()));
-  BERTH_RETURN_IF_ERROR(SendSync(parent_end.get(), SyncKind::kGo));
-  BERTH_RETURN_IF_ERROR(Annotate(ReadChildReply(parent_end.get(), pid, plan, SyncKind::kReady), "exec"));
-  BERTH_RETURN_IF_ERROR(SendSync(parent_end.get(), SyncKind::kStart));
-  BERTH_RETURN_IF_ERROR(Annotate(ReadChildReply(parent_end.get(), pid, plan, SyncKind::kStart), "exec"));
+  BERTH_RETURN_IF_ERROR(PrepareChild(pid, cgroup_, process));
+  const int sync = ends.parent.get();
+  BERTH_RETURN_IF_ERROR(SendSync(sync, SyncKind::kGo));
+  BERTH_RETURN_IF_ERROR(Annotate(ReadChildReply(sync, pid, plan, SyncKind::kReady), "exec"));
+  BERTH_RETURN_IF_ERROR(SendSync(sync, SyncKind::kStart));
+  BERTH_RETURN_IF_ERROR(Annotate(ReadChildReply(sync, pid, plan, SyncKind::kStart), "exec"));
   std::move(kill_child).Cancel();
   ExecChild child;
   child.pid = pid;
-  child.stdout_fd = std::move(out_r);
-  child.stderr_fd = std::move(err_r);
+  child.stdout_fd = std::move(ends.out_r);
+  child.stderr_fd = std::move(ends.err_r);
   return child;
 }
 

@@ -64,15 +64,7 @@ absl::StatusOr<v1::ExitStatus> ParseExitFile(absl::string_view text) {
 }
 
 absl::Status WriteExitFile(const std::string& path, const v1::ExitStatus& status) {
-  const std::string tmp = path + ".tmp";
-  const std::string text = FormatExitFile(status);
-  BERTH_ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644));
-  if (write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-    return ErrnoStatus(errno, "write", tmp);
-  }
-  if (fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync", tmp);
-  if (rename(tmp.c_str(), path.c_str()) != 0) return ErrnoStatus(errno, "rename", tmp);
-  return absl::OkStatus();
+  return WriteFileAtomically(path, FormatExitFile(status));
 }
 
 absl::StatusOr<v1::ExitStatus> ReadExitFile(const std::string& path) {

@@ -53,16 +53,6 @@ bool ParseArgs(int argc, char** argv, Args* args) {
   return !args->bundle.empty() && args->bundle[0] == '/' && (argc % 2) == 1;
 }
 
-absl::Status WriteSmallFile(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  BERTH_ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644));
-  if (write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
-    return ErrnoStatus(errno, "write", tmp);
-  }
-  if (rename(tmp.c_str(), path.c_str()) != 0) return ErrnoStatus(errno, "rename", tmp);
-  return absl::OkStatus();
-}
-
 absl::StatusOr<UniqueFd> Listen(const std::string& path) {
   struct sockaddr_un addr = {};
   addr.sun_family = AF_UNIX;
@@ -106,9 +96,10 @@ absl::StatusOr<Server*> Prepare(const Args& args) {
     unlink(socket_path.c_str());
     return c.status();
   }
-  BERTH_RETURN_IF_ERROR(WriteSmallFile(args.bundle + "/shim.pid", absl::StrCat(getpid(), "\n")));
   BERTH_RETURN_IF_ERROR(
-      WriteSmallFile(args.bundle + "/init.pid", absl::StrCat((*c)->init_pid(), "\n")));
+      WriteFileAtomically(args.bundle + "/shim.pid", absl::StrCat(getpid(), "\n")));
+  BERTH_RETURN_IF_ERROR(
+      WriteFileAtomically(args.bundle + "/init.pid", absl::StrCat((*c)->init_pid(), "\n")));
   ServerOptions options;
   options.bundle = args.bundle;
   options.exit_file = args.bundle + "/exit";
@@ -127,8 +118,8 @@ int Main(int argc, char** argv) {
   syscall(SYS_close_range, args.ready_fd < 3 ? 3 : args.ready_fd + 1, ~0U, 0);
   if (args.ready_fd >= 0) fcntl(args.ready_fd, F_SETFD, FD_CLOEXEC);
   int null_fd = open("/dev/null", O_RDWR | O_CLOEXEC);
-  int log_fd = open((args.bundle + "/shim.log").c_str(),
-                    O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  int log_fd =
+      open((args.bundle + "/shim.log").c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
   if (null_fd >= 0) dup2(null_fd, 0);
   if (log_fd >= 0) {
     dup2(log_fd, 1);

@@ -3,9 +3,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
-#include <signal.h>
 #include <linux/capability.h>
 #include <linux/seccomp.h>
+#include <signal.h>
 #include <sys/capability.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -15,9 +15,9 @@
 #include <cstring>
 #include <memory>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "os/files.h"
@@ -121,9 +121,9 @@ absl::StatusOr<std::unique_ptr<ProcessPlan>> BuildProcessPlan(const v1::Process&
   plan->seccomp = process.seccomp_bpf();
   if (plan->seccomp.size() % sizeof(struct sock_filter) != 0 ||
       plan->seccomp.size() / sizeof(struct sock_filter) > BPF_MAXINSNS) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("process.seccomp_bpf: ", plan->seccomp.size(),
-                     " bytes is not a BPF program of at most ", BPF_MAXINSNS, " instructions"));
+    return absl::InvalidArgumentError(absl::StrCat("process.seccomp_bpf: ", plan->seccomp.size(),
+                                                   " bytes is not a BPF program of at most ",
+                                                   BPF_MAXINSNS, " instructions"));
   }
   plan->seccomp_prog.len =
       static_cast<unsigned short>(plan->seccomp.size() / sizeof(struct sock_filter));

@@ -24,26 +24,26 @@ struct FlagOption {
 };
 
 constexpr FlagOption kFlagOptions[] = {
-    {"ro", false, MS_RDONLY},        {"rw", true, MS_RDONLY},
-    {"nosuid", false, MS_NOSUID},    {"suid", true, MS_NOSUID},
-    {"nodev", false, MS_NODEV},      {"dev", true, MS_NODEV},
-    {"noexec", false, MS_NOEXEC},    {"exec", true, MS_NOEXEC},
-    {"sync", false, MS_SYNCHRONOUS}, {"async", true, MS_SYNCHRONOUS},
-    {"dirsync", false, MS_DIRSYNC},  {"noatime", false, MS_NOATIME},
-    {"atime", true, MS_NOATIME},     {"nodiratime", false, MS_NODIRATIME},
+    {"ro", false, MS_RDONLY},          {"rw", true, MS_RDONLY},
+    {"nosuid", false, MS_NOSUID},      {"suid", true, MS_NOSUID},
+    {"nodev", false, MS_NODEV},        {"dev", true, MS_NODEV},
+    {"noexec", false, MS_NOEXEC},      {"exec", true, MS_NOEXEC},
+    {"sync", false, MS_SYNCHRONOUS},   {"async", true, MS_SYNCHRONOUS},
+    {"dirsync", false, MS_DIRSYNC},    {"noatime", false, MS_NOATIME},
+    {"atime", true, MS_NOATIME},       {"nodiratime", false, MS_NODIRATIME},
     {"diratime", true, MS_NODIRATIME}, {"relatime", false, MS_RELATIME},
     {"norelatime", true, MS_RELATIME}, {"strictatime", false, MS_STRICTATIME},
-    {"mand", false, MS_MANDLOCK},    {"nomand", true, MS_MANDLOCK},
+    {"mand", false, MS_MANDLOCK},      {"nomand", true, MS_MANDLOCK},
 };
 
 constexpr struct {
   const char* name;
   unsigned long flags;
 } kPropagation[] = {
-    {"private", MS_PRIVATE},          {"rprivate", MS_PRIVATE | MS_REC},
-    {"slave", MS_SLAVE},              {"rslave", MS_SLAVE | MS_REC},
-    {"shared", MS_SHARED},            {"rshared", MS_SHARED | MS_REC},
-    {"unbindable", MS_UNBINDABLE},    {"runbindable", MS_UNBINDABLE | MS_REC},
+    {"private", MS_PRIVATE},       {"rprivate", MS_PRIVATE | MS_REC},
+    {"slave", MS_SLAVE},           {"rslave", MS_SLAVE | MS_REC},
+    {"shared", MS_SHARED},         {"rshared", MS_SHARED | MS_REC},
+    {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC},
 };
 
 // The nodes every container gets in /dev (OCI runtime spec, "Default Devices").
@@ -104,15 +104,14 @@ absl::StatusOr<RootfsPlan> BuildRootfsPlan(const v1::ContainerSpec& spec, bool u
   }
   struct stat st;
   if (stat(spec.root().c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("root `", spec.root(), "` is not a directory"));
+    return absl::InvalidArgumentError(absl::StrCat("root `", spec.root(), "` is not a directory"));
   }
   plan.root = spec.root();
   plan.bind_devices = userns;
   for (int i = 0; i < spec.mounts_size(); ++i) {
     const v1::Mount& m = spec.mounts(i);
-    if (absl::Status s = CheckContainerPath(absl::StrCat("mounts[", i, "].destination"),
-                                            m.destination());
+    if (absl::Status s =
+            CheckContainerPath(absl::StrCat("mounts[", i, "].destination"), m.destination());
         !s.ok()) {
       return s;
     }
@@ -127,8 +126,8 @@ absl::StatusOr<RootfsPlan> BuildRootfsPlan(const v1::ContainerSpec& spec, bool u
     if (step.bind) {
       struct stat src;
       if (stat(m.source().c_str(), &src) != 0) {
-        return absl::InvalidArgumentError(absl::StrCat("mounts[", i, "].source `", m.source(),
-                                                       "`: ", strerror(errno)));
+        return absl::InvalidArgumentError(
+            absl::StrCat("mounts[", i, "].source `", m.source(), "`: ", strerror(errno)));
       }
       step.directory = S_ISDIR(src.st_mode);
       step.flags = MS_BIND | (o.flags & MS_REC);
@@ -154,9 +153,9 @@ absl::StatusOr<RootfsPlan> BuildRootfsPlan(const v1::ContainerSpec& spec, bool u
       plan.devices.push_back(std::move(dev));
     }
     const std::string dev = absl::StrCat(plan.root, "/dev/");
-    plan.symlinks = {{"/proc/self/fd", dev + "fd"},         {"/proc/self/fd/0", dev + "stdin"},
-                     {"/proc/self/fd/1", dev + "stdout"},   {"/proc/self/fd/2", dev + "stderr"},
-                     {"pts/ptmx", dev + "ptmx"},            {"/proc/kcore", dev + "core"}};
+    plan.symlinks = {{"/proc/self/fd", dev + "fd"},       {"/proc/self/fd/0", dev + "stdin"},
+                     {"/proc/self/fd/1", dev + "stdout"}, {"/proc/self/fd/2", dev + "stderr"},
+                     {"pts/ptmx", dev + "ptmx"},          {"/proc/kcore", dev + "core"}};
   }
   for (int i = 0; i < spec.devices_size(); ++i) {
     const v1::Device& d = spec.devices(i);
@@ -171,7 +170,8 @@ absl::StatusOr<RootfsPlan> BuildRootfsPlan(const v1::ContainerSpec& spec, bool u
     DeviceStep dev;
     dev.container = d.path();
     dev.path = absl::StrCat(plan.root, d.path());
-    dev.mode = (d.type() == "c" ? S_IFCHR : S_IFBLK) | (d.file_mode() ? d.file_mode() & 07777 : 0666);
+    dev.mode =
+        (d.type() == "c" ? S_IFCHR : S_IFBLK) | (d.file_mode() ? d.file_mode() & 07777 : 0666);
     // major/minor are macros in <sys/sysmacros.h>: keep them from expanding.
     const int64_t maj = (d.major)(), mnr = (d.minor)();
     dev.dev = makedev(static_cast<unsigned>(maj), static_cast<unsigned>(mnr));
@@ -187,16 +187,16 @@ absl::StatusOr<RootfsPlan> BuildRootfsPlan(const v1::ContainerSpec& spec, bool u
                               value);
   }
   for (int i = 0; i < spec.masked_paths_size(); ++i) {
-    if (absl::Status s = CheckContainerPath(absl::StrCat("masked_paths[", i, "]"),
-                                            spec.masked_paths(i));
+    if (absl::Status s =
+            CheckContainerPath(absl::StrCat("masked_paths[", i, "]"), spec.masked_paths(i));
         !s.ok()) {
       return s;
     }
     plan.masked_paths.push_back(spec.masked_paths(i));
   }
   for (int i = 0; i < spec.readonly_paths_size(); ++i) {
-    if (absl::Status s = CheckContainerPath(absl::StrCat("readonly_paths[", i, "]"),
-                                            spec.readonly_paths(i));
+    if (absl::Status s =
+            CheckContainerPath(absl::StrCat("readonly_paths[", i, "]"), spec.readonly_paths(i));
         !s.ok()) {
       return s;
     }
@@ -272,8 +272,7 @@ int Remount(const char* path, unsigned long flags, Syscalls& sys) {
   return sys.Mount(nullptr, path, nullptr, keep | flags | MS_BIND | MS_REMOUNT, nullptr);
 }
 
-int RunBeforePivot(const RootfsPlan& plan, Syscalls& sys, int root_fd, Stage* stage,
-                   int* index) {
+int RunBeforePivot(const RootfsPlan& plan, Syscalls& sys, int root_fd, Stage* stage, int* index) {
   for (size_t i = 0; i < plan.mounts.size(); ++i) {
     *stage = Stage::kMount;
     *index = static_cast<int>(i);
@@ -300,8 +299,8 @@ int RunRootfs(const RootfsPlan& plan, Syscalls& sys, Stage* stage, int* index) {
   *stage = Stage::kMountPropagation;
   if (int err = sys.Mount(nullptr, "/", nullptr, MS_SLAVE | MS_REC, nullptr)) return err;
   *stage = Stage::kBindRoot;
-  if (int err = sys.Mount(plan.root.c_str(), plan.root.c_str(), nullptr, MS_BIND | MS_REC,
-                          nullptr)) {
+  if (int err =
+          sys.Mount(plan.root.c_str(), plan.root.c_str(), nullptr, MS_BIND | MS_REC, nullptr)) {
     return err;
   }
   // Opened after the bind, so it names the new mount, not the directory below it.

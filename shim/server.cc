@@ -91,8 +91,12 @@ absl::Status Server::Run() {
       uint32_t kind = static_cast<uint32_t>(events[i].data.u64 >> 32);
       int fd = static_cast<int>(events[i].data.u64 & 0xffffffff);
       switch (kind) {
-        case kListen: OnAccept(); break;
-        case kSignal: OnSignal(); break;
+        case kListen:
+          OnAccept();
+          break;
+        case kSignal:
+          OnSignal();
+          break;
         case kConn:
           if (events[i].events & EPOLLOUT) {
             OnConnWritable(fd);
@@ -100,9 +104,15 @@ absl::Status Server::Run() {
             OnConnReadable(fd);
           }
           break;
-        case kInitOut: OnInitOutput(fd, CriStream::kStdout); break;
-        case kInitErr: OnInitOutput(fd, CriStream::kStderr); break;
-        case kExecOut: OnExecOutput(fd); break;
+        case kInitOut:
+          OnInitOutput(fd, CriStream::kStdout);
+          break;
+        case kInitErr:
+          OnInitOutput(fd, CriStream::kStderr);
+          break;
+        case kExecOut:
+          OnExecOutput(fd);
+          break;
       }
     }
     CheckDeadlines();

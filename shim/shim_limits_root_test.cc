@@ -130,8 +130,8 @@ TEST_F(ShimTest, RlimitsAndOomScoreAdjAreSetOrRefusedByName) {
   big->set_hard(mine.rlim_max + 1);
   absl::StatusOr<LaunchedShim> raised = Launch(raise);
   if (!raised.ok()) {
-    EXPECT_THAT(raised.status().message(),
-                AllOf(HasSubstr("process.rlimits[0] RLIMIT_NOFILE"), HasSubstr("CAP_SYS_RESOURCE")));
+    EXPECT_THAT(raised.status().message(), AllOf(HasSubstr("process.rlimits[0] RLIMIT_NOFILE"),
+                                                 HasSubstr("CAP_SYS_RESOURCE")));
   } else {
     EXPECT_EQ(RunToExit(*raised).exit_code(), 0);
     EXPECT_EQ(One(ParseProbe(LogText(*raised)), "rlimit.nofile"),

@@ -12,8 +12,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "shim/cri_log.h"
 #include "os/files.h"
+#include "shim/cri_log.h"
 #include "shim/exit_file.h"
 #include "shim/testing/shim_fixture.h"
 #include "tests/support/status_matchers.h"
@@ -23,9 +23,9 @@ namespace {
 
 using ::berth::testing::IsOk;
 using ::berth::testing::StatusIs;
+using ::berth::testing::WriteFileOrDie;
 using ::testing::HasSubstr;
 using ::testing::Not;
-using ::berth::testing::WriteFileOrDie;
 
 std::string NsInode(pid_t pid, const char* ns) {
   struct stat st;
@@ -57,7 +57,8 @@ TEST_F(ShimTest, InitIsPid1WithItsOwnHostnameAndRoot) {
   // Masked and read-only paths.
   bool proc_sys_ro = false, keys_masked = false;
   for (auto [it, end] = out.equal_range("mount"); it != end; ++it) {
-    if (absl::StartsWith(it->second, "/proc/sys ")) proc_sys_ro = absl::StrContains(it->second, "ro");
+    if (absl::StartsWith(it->second, "/proc/sys "))
+      proc_sys_ro = absl::StrContains(it->second, "ro");
     if (absl::StartsWith(it->second, "/proc/keys ")) keys_masked = true;
   }
   EXPECT_TRUE(proc_sys_ro);
@@ -186,8 +187,8 @@ TEST_F(ShimTest, ExitCodesAndSignalsPropagate) {
 }
 
 TEST_F(ShimTest, LogsAreInTheCriFormat) {
-  absl::StatusOr<LaunchedShim> shim = Launch(
-      Spec({"sh", "-c", "echo one; echo two >&2; printf 'no newline'; printf 'err' >&2"}));
+  absl::StatusOr<LaunchedShim> shim =
+      Launch(Spec({"sh", "-c", "echo one; echo two >&2; printf 'no newline'; printf 'err' >&2"}));
   ASSERT_THAT(shim, IsOk());
   EXPECT_EQ(RunToExit(*shim).exit_code(), 0);
   absl::StatusOr<std::string> log = ReadFile(LogPath(*shim));
@@ -208,8 +209,8 @@ TEST_F(ShimTest, LogsAreInTheCriFormat) {
 }
 
 TEST_F(ShimTest, ReopenLogFollowsARotation) {
-  absl::StatusOr<LaunchedShim> shim = Launch(Spec(
-      {"sh", "-c", "echo before; while [ ! -e /tmp/go ]; do sleep 0.02; done; echo after"}));
+  absl::StatusOr<LaunchedShim> shim = Launch(
+      Spec({"sh", "-c", "echo before; while [ ! -e /tmp/go ]; do sleep 0.02; done; echo after"}));
   ASSERT_THAT(shim, IsOk());
   ASSERT_THAT(Call(*shim, StartRequest()), IsOk());
   for (int i = 0; i < 250 && LogText(*shim).empty(); ++i) usleep(20000);
@@ -249,7 +250,7 @@ TEST_F(ShimTest, JoinsNamespacesGivenByPath) {
     EXPECT_EQ(One(out, absl::StrCat("ns.", ns)), NsInode(pod->init_pid, ns)) << ns;
   }
   EXPECT_NE(One(out, "ns.mnt"), NsInode(pod->init_pid, "mnt"));  // its own root
-  EXPECT_NE(One(out, "pid"), "1");                                // the pod's PID 1 is there
+  EXPECT_NE(One(out, "pid"), "1");                               // the pod's PID 1 is there
 
   v1::ContainerSpec bad = Spec({"/bin/true"});
   bad.mutable_namespaces(0)->set_path("/proc/no/ns/pid");

@@ -14,7 +14,8 @@
 //   (create answered; later a "start" request)
 //   kStart ────────────────────────────────────────► execve(args) for each PATH candidate
 //                          ◄──────────────────────── EOF: exec worked (the fd was O_CLOEXEC)
-//                          ◄──────────────────────── or kFailed {kExec, errno, candidate}; _exit(127)
+//                          ◄──────────────────────── or kFailed {kExec, errno, candidate};
+//                          _exit(127)
 //
 // The child never allocates and never returns: every path, argv and env was
 // prepared by the parent before clone() (STYLE.md 10). An exec'd process

@@ -38,12 +38,13 @@ void ShimTest::SetUp() {
   rootfs_ = dir_->Join("rootfs");
   // Traversable by a user namespace's mapped root, as /run/berth would be.
   ASSERT_EQ(chmod(dir_->path().c_str(), 0711), 0);
-  ASSERT_EQ(system(absl::StrCat("set -e; mkdir -p ", rootfs_, "/bin ", rootfs_, "/tmp; cp /bin/busybox ",
-                                BERTH_PROBE_PATH, " ", rootfs_, "/bin/; cd ", rootfs_,
-                                "/bin; mv berth-probe probe; for a in $(./busybox --list); do ",
-                                "[ -e $a ] || ln -s busybox $a; done")
-                       .c_str()),
-            0);
+  ASSERT_EQ(
+      system(absl::StrCat("set -e; mkdir -p ", rootfs_, "/bin ", rootfs_, "/tmp; cp /bin/busybox ",
+                          BERTH_PROBE_PATH, " ", rootfs_, "/bin/; cd ", rootfs_,
+                          "/bin; mv berth-probe probe; for a in $(./busybox --list); do ",
+                          "[ -e $a ] || ln -s busybox $a; done")
+                 .c_str()),
+      0);
   absl::StatusOr<CgroupLayout> layout = CgroupLayout::Detect();
   ASSERT_TRUE(layout.ok()) << layout.status();
   layout_ = *layout;

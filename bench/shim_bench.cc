@@ -171,6 +171,32 @@ MemKb ReadMem(pid_t pid) {
   return m;
 }
 
+// Where a shim's resident memory is: Rss per mapping from /proc/<pid>/smaps,
+// named "<perms> <path>" ("r-xp berth-shim", "rw-p [heap]").
+std::string MemBreakdown(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/smaps");
+  std::map<std::string, long> by_mapping;
+  std::string line, name;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string first, perms, offset, dev, inode, path;
+    f >> first;
+    if (first == "Rss:") {
+      long kb = 0;
+      f >> kb;
+      by_mapping[name] += kb;
+    } else if (first.find('-') != std::string::npos && f >> perms >> offset >> dev >> inode) {
+      f >> path;
+      name = perms + " " + (path.empty() ? "[anon]" : path.substr(path.rfind('/') + 1));
+    }
+  }
+  std::string out;
+  for (const auto& [mapping, kb] : by_mapping) {
+    if (kb > 0) out += "  " + mapping + " " + std::to_string(kb) + " kB\n";
+  }
+  return out;
+}
+
 void StopShim(const shim::LaunchedShim& s) {
   Must(shim::CallShim(s.socket, shim::DeleteRequest()), "delete");
   Must(shim::ReapShim(s.shim_pid), "reap shim");
@@ -368,6 +394,7 @@ int Main(int argc, char** argv) {
   shim::LaunchedShim one = start_sleeper("one");
   std::this_thread::sleep_for(std::chrono::milliseconds(500));
   MemKb single = ReadMem(one.shim_pid);
+  const std::string breakdown = MemBreakdown(one.shim_pid);
   StopShim(one);
   std::vector<shim::LaunchedShim> ten;
   for (int i = 0; i < 10; ++i) ten.push_back(start_sleeper(std::to_string(i)));
@@ -422,6 +449,7 @@ int Main(int argc, char** argv) {
   };
   print_mem("shim memory, 1 sleeping container:", single);
   print_mem("shim memory, 10 at once, mean/shim:", mean);
+  std::printf("where the single shim's Rss is:\n%s", breakdown.c_str());
   json["memory_kb"] = {{"single", {{"rss", single.rss}, {"pss", single.pss}}},
                        {"mean_of_10", {{"rss", mean.rss}, {"pss", mean.pss}}}};
   if (!crun_note.empty()) json["crun_note"] = crun_note;

@@ -98,7 +98,8 @@ absl::StatusOr<std::string> ReadFile(absl::string_view path) {
   }
 }
 
-absl::Status WriteFileAtomically(const std::string& path, absl::string_view bytes, mode_t mode) {
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view bytes, mode_t mode,
+                                 bool durable) {
   const std::string tmp = path + ".tmp";
   BERTH_ASSIGN_OR_RETURN(UniqueFd fd, OpenFile(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode));
   size_t off = 0;
@@ -110,7 +111,7 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view byte
     }
     off += static_cast<size_t>(n);
   }
-  if (fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync", tmp);
+  if (durable && fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync", tmp);
   if (rename(tmp.c_str(), path.c_str()) != 0) return ErrnoStatus(errno, "rename", tmp);
   return absl::OkStatus();
 }

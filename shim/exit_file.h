@@ -1,7 +1,7 @@
 // <bundle>/exit: how the container's init ended, written by the shim before it
 // tells anyone (so an agent restarted at any moment finds it), read by clients.
 //
-// Text, one `key=value` per line, written to a temp file, fsynced and renamed:
+// Text, one `key=value` per line, written to a temp file and renamed:
 //   exit_code=137
 //   signal=9
 //   exited_at_ns=1764412345123456789

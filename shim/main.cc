@@ -154,6 +154,7 @@ int Main(int argc, char** argv) {
   }
   if (!server.ok()) return 1;
   malloc_trim(0);  // the spec and the plans are gone; give their pages back
+  ReleaseCodePages();
   absl::Status s = (*server)->Run();
   if (!s.ok()) BERTH_LOG(ERROR) << "serve: " << s;
   for (const char* f : {"/shim.pid", "/init.pid", "/exit"}) unlink((args.bundle + f).c_str());

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -13,7 +14,13 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "os/files.h"
 #include "os/log.h"
 #include "os/status.h"
 #include "shim/exit_file.h"
@@ -42,6 +49,32 @@ v1::Response ErrorResponse(const absl::Status& status) {
 constexpr uint64_t kDefaultMaxOutput = 16u << 20;
 
 }  // namespace
+
+void ReleaseCodePages() {
+  absl::StatusOr<std::string> smaps = ReadFile("/proc/self/smaps");
+  if (!smaps.ok()) return;
+  uint64_t begin = 0, end = 0;
+  bool candidate = false;
+  for (absl::string_view line : absl::StrSplit(*smaps, '\n', absl::SkipEmpty())) {
+    if (absl::ConsumePrefix(&line, "Anonymous:")) {
+      uint64_t kb = 1;
+      if (candidate &&
+          absl::SimpleAtoi(
+              absl::StripAsciiWhitespace(absl::StripSuffix(absl::StripAsciiWhitespace(line), "kB")),
+              &kb) &&
+          kb == 0) {
+        madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+      }
+      candidate = false;
+      continue;
+    }
+    std::vector<absl::string_view> f = absl::StrSplit(line, ' ', absl::SkipEmpty());
+    if (f.size() < 6 || f[0].find('-') == absl::string_view::npos) continue;
+    std::pair<absl::string_view, absl::string_view> range = absl::StrSplit(f[0], '-');
+    candidate = (f[1] == "r-xp" || f[1] == "r--p") && absl::EndsWith(f[5], "berth-shim") &&
+                absl::SimpleHexAtoi(range.first, &begin) && absl::SimpleHexAtoi(range.second, &end);
+  }
+}
 
 Server::Server(ServerOptions options, std::unique_ptr<Container> container,
                std::optional<CriLogWriter> log, UniqueFd listener)
@@ -116,6 +149,10 @@ absl::Status Server::Run() {
       }
     }
     CheckDeadlines();
+    if (release_code_) {
+      release_code_ = false;
+      ReleaseCodePages();
+    }
   }
   return absl::OkStatus();
 }
@@ -201,6 +238,7 @@ void Server::Dispatch(int fd, const v1::Request& request) {
   switch (request.kind_case()) {
     case v1::Request::kStart:
       s = container_->Start();
+      release_code_ = true;
       break;
     case v1::Request::kKill:
       s = container_->Kill(request.kill().signal(), request.kill().all());

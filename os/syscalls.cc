@@ -105,7 +105,7 @@ int RealSyscalls::Symlink(const char* target, const char* link) {
 }
 
 int RealSyscalls::Chown(const char* path, uid_t uid, gid_t gid) {
-  return Check(chown(path, uid, gid));
+  return Check(lchown(path, uid, gid));
 }
 
 int RealSyscalls::PivotRoot(const char* new_root, const char* put_old) {

@@ -33,6 +33,7 @@ class Syscalls {
   virtual int Close(int fd) = 0;
   virtual int Mknod(const char* path, mode_t mode, dev_t dev) = 0;
   virtual int Symlink(const char* target, const char* link) = 0;
+  // lchown(2): a symlink at `path` is not followed.
   virtual int Chown(const char* path, uid_t uid, gid_t gid) = 0;
   // pivot_root(2): makes `new_root` the root and puts the old root at `put_old`.
   virtual int PivotRoot(const char* new_root, const char* put_old) = 0;

@@ -35,31 +35,36 @@ std::string FormatExitFile(const v1::ExitStatus& s) {
 
 absl::StatusOr<v1::ExitStatus> ParseExitFile(absl::string_view text) {
   v1::ExitStatus s;
-  int seen = 0;
+  unsigned seen = 0;  // one bit per field: a repeated line is not a missing one
   for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
     std::pair<absl::string_view, absl::string_view> kv = absl::StrSplit(line, '=');
     int32_t i32 = 0;
     int64_t i64 = 0;
     bool ok = true;
+    unsigned bit = 0;
     if (kv.first == "exit_code") {
       ok = absl::SimpleAtoi(kv.second, &i32);
       s.set_exit_code(i32);
+      bit = 1;
     } else if (kv.first == "signal") {
       ok = absl::SimpleAtoi(kv.second, &i32);
       s.set_signal(i32);
+      bit = 2;
     } else if (kv.first == "exited_at_ns") {
       ok = absl::SimpleAtoi(kv.second, &i64);
       s.set_exited_at_ns(i64);
+      bit = 4;
     } else if (kv.first == "oom_killed") {
       ok = kv.second == "true" || kv.second == "false";
       s.set_oom_killed(kv.second == "true");
+      bit = 8;
     } else {
       continue;  // newer fields
     }
     if (!ok) return absl::DataLossError(absl::StrCat("exit file: bad line `", line, "`"));
-    ++seen;
+    seen |= bit;
   }
-  if (seen < 4) return absl::DataLossError("exit file: missing fields");
+  if (seen != 15) return absl::DataLossError("exit file: missing fields");
   return s;
 }
 

@@ -13,6 +13,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "os/status.h"
 
 namespace berth::shim {
 namespace {
@@ -24,16 +26,27 @@ struct FlagOption {
 };
 
 constexpr FlagOption kFlagOptions[] = {
-    {"ro", false, MS_RDONLY},          {"rw", true, MS_RDONLY},
-    {"nosuid", false, MS_NOSUID},      {"suid", true, MS_NOSUID},
-    {"nodev", false, MS_NODEV},        {"dev", true, MS_NODEV},
-    {"noexec", false, MS_NOEXEC},      {"exec", true, MS_NOEXEC},
-    {"sync", false, MS_SYNCHRONOUS},   {"async", true, MS_SYNCHRONOUS},
-    {"dirsync", false, MS_DIRSYNC},    {"noatime", false, MS_NOATIME},
-    {"atime", true, MS_NOATIME},       {"nodiratime", false, MS_NODIRATIME},
-    {"diratime", true, MS_NODIRATIME}, {"relatime", false, MS_RELATIME},
-    {"norelatime", true, MS_RELATIME}, {"strictatime", false, MS_STRICTATIME},
-    {"mand", false, MS_MANDLOCK},      {"nomand", true, MS_MANDLOCK},
+    {"ro", false, MS_RDONLY},
+    {"rw", true, MS_RDONLY},
+    {"nosuid", false, MS_NOSUID},
+    {"suid", true, MS_NOSUID},
+    {"nodev", false, MS_NODEV},
+    {"dev", true, MS_NODEV},
+    {"noexec", false, MS_NOEXEC},
+    {"exec", true, MS_NOEXEC},
+    {"sync", false, MS_SYNCHRONOUS},
+    {"async", true, MS_SYNCHRONOUS},
+    {"dirsync", false, MS_DIRSYNC},
+    {"noatime", false, MS_NOATIME},
+    {"atime", true, MS_NOATIME},
+    {"nodiratime", false, MS_NODIRATIME},
+    {"diratime", true, MS_NODIRATIME},
+    {"relatime", false, MS_RELATIME},
+    {"norelatime", true, MS_RELATIME},
+    {"strictatime", false, MS_STRICTATIME},
+    {"mand", false, MS_MANDLOCK},
+    {"nomand", true, MS_MANDLOCK},
+    {"defaults", false, 0},  // fstab's "nothing special"; runc and crun ignore it
 };
 
 constexpr struct {
@@ -60,6 +73,24 @@ absl::Status CheckContainerPath(absl::string_view what, absl::string_view path) 
   return absl::OkStatus();
 }
 
+// "/dev/net/tun" -> ("/dev/net", "tun"); refuses "..", which could leave the root.
+absl::Status SplitNodePath(absl::string_view what, absl::string_view path, std::string* dir,
+                           std::string* name) {
+  BERTH_RETURN_IF_ERROR(CheckContainerPath(what, path));
+  for (absl::string_view part : absl::StrSplit(path, '/')) {
+    if (part == "..") {
+      return absl::InvalidArgumentError(absl::StrCat(what, " `", path, "` contains \"..\""));
+    }
+  }
+  size_t slash = path.rfind('/');
+  *dir = slash == 0 ? "/" : std::string(path.substr(0, slash));
+  *name = std::string(path.substr(slash + 1));
+  if (name->empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(what, " `", path, "` names no file"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 ParsedOptions ParseMountOptions(const google::protobuf::RepeatedPtrField<std::string>& options) {
@@ -76,7 +107,6 @@ ParsedOptions ParseMountOptions(const google::protobuf::RepeatedPtrField<std::st
       if (o == f.name) {
         if (f.clear) {
           out.flags &= ~f.flag;
-          out.clear |= f.flag;
         } else {
           out.flags |= f.flag;
         }
@@ -147,29 +177,26 @@ absl::StatusOr<RootfsPlan> BuildRootfsPlan(const v1::ContainerSpec& spec, bool u
     for (const auto& d : kDefaultDevices) {
       DeviceStep dev;
       dev.container = absl::StrCat("/dev/", d.name);
-      dev.path = absl::StrCat(plan.root, dev.container);
+      dev.dir = "/dev";
+      dev.name = d.name;
       dev.mode = S_IFCHR | 0666;
       dev.dev = makedev(d.major, d.minor);
       plan.devices.push_back(std::move(dev));
     }
-    const std::string dev = absl::StrCat(plan.root, "/dev/");
-    plan.symlinks = {{"/proc/self/fd", dev + "fd"},       {"/proc/self/fd/0", dev + "stdin"},
-                     {"/proc/self/fd/1", dev + "stdout"}, {"/proc/self/fd/2", dev + "stderr"},
-                     {"pts/ptmx", dev + "ptmx"},          {"/proc/kcore", dev + "core"}};
+    plan.symlinks = {{"/proc/self/fd", "/dev", "fd"},       {"/proc/self/fd/0", "/dev", "stdin"},
+                     {"/proc/self/fd/1", "/dev", "stdout"}, {"/proc/self/fd/2", "/dev", "stderr"},
+                     {"pts/ptmx", "/dev", "ptmx"},          {"/proc/kcore", "/dev", "core"}};
   }
   for (int i = 0; i < spec.devices_size(); ++i) {
     const v1::Device& d = spec.devices(i);
-    if (absl::Status s = CheckContainerPath(absl::StrCat("devices[", i, "].path"), d.path());
-        !s.ok()) {
-      return s;
-    }
+    DeviceStep dev;
+    BERTH_RETURN_IF_ERROR(
+        SplitNodePath(absl::StrCat("devices[", i, "].path"), d.path(), &dev.dir, &dev.name));
     if (d.type() != "c" && d.type() != "b") {
       return absl::InvalidArgumentError(
           absl::StrCat("devices[", i, "].type `", d.type(), "` is not \"c\" or \"b\""));
     }
-    DeviceStep dev;
     dev.container = d.path();
-    dev.path = absl::StrCat(plan.root, d.path());
     dev.mode =
         (d.type() == "c" ? S_IFCHR : S_IFBLK) | (d.file_mode() ? d.file_mode() & 07777 : 0666);
     // major/minor are macros in <sys/sysmacros.h>: keep them from expanding.
@@ -251,18 +278,39 @@ int MountOne(const MountStep& m, int root_fd, Syscalls& sys) {
   return err;
 }
 
+// "/proc/self/fd/<dir_fd>/<name>" into buf, without allocating.
+const char* InDir(char (&buf)[320], int dir_fd, const std::string& name) {
+  snprintf(buf, sizeof(buf), "/proc/self/fd/%d/%s", dir_fd, name.c_str());
+  return buf;
+}
+
 int MakeDevice(const RootfsPlan& plan, const DeviceStep& d, int root_fd, Syscalls& sys) {
-  if (!plan.bind_devices) {
-    int err = sys.Mknod(d.path.c_str(), d.mode, d.dev);
-    if (err == EEXIST) return 0;
-    if (err != 0) return err;
-    return sys.Chown(d.path.c_str(), d.uid, d.gid);
+  if (plan.bind_devices) {
+    int fd = -1;
+    if (int err = sys.OpenInRoot(root_fd, d.container.c_str(), false, &fd)) return err;
+    char target[32];
+    int err = sys.Mount(d.container.c_str(), FdPath(target, fd), nullptr, MS_BIND, nullptr);
+    sys.Close(fd);
+    return err;
   }
-  int fd = -1;
-  if (int err = sys.OpenInRoot(root_fd, d.container.c_str(), false, &fd)) return err;
-  char target[32];
-  int err = sys.Mount(d.container.c_str(), FdPath(target, fd), nullptr, MS_BIND, nullptr);
-  sys.Close(fd);
+  int dir = -1;
+  if (int err = sys.OpenInRoot(root_fd, d.dir.c_str(), true, &dir)) return err;
+  char path[320];
+  InDir(path, dir, d.name);
+  int err = sys.Mknod(path, d.mode, d.dev);
+  if (err == 0) err = sys.Chown(path, d.uid, d.gid);
+  if (err == EEXIST) err = 0;
+  sys.Close(dir);
+  return err;
+}
+
+int MakeLink(const RootfsPlan::Link& l, int root_fd, Syscalls& sys) {
+  int dir = -1;
+  if (int err = sys.OpenInRoot(root_fd, l.dir.c_str(), true, &dir)) return err;
+  char path[320];
+  int err = sys.Symlink(l.target.c_str(), InDir(path, dir, l.name));
+  if (err == EEXIST) err = 0;
+  sys.Close(dir);
   return err;
 }
 
@@ -285,8 +333,7 @@ int RunBeforePivot(const RootfsPlan& plan, Syscalls& sys, int root_fd, Stage* st
   }
   for (size_t i = 0; i < plan.symlinks.size(); ++i) {
     *index = static_cast<int>(plan.devices.size() + i);
-    int err = sys.Symlink(plan.symlinks[i].first.c_str(), plan.symlinks[i].second.c_str());
-    if (err != 0 && err != EEXIST) return err;
+    if (int err = MakeLink(plan.symlinks[i], root_fd, sys)) return err;
   }
   *index = -1;
   return 0;

@@ -42,9 +42,13 @@ struct MountStep {
   bool directory = true;            // the target is a directory (else a file)
 };
 
+// A node or link is made in its directory opened inside the rootfs
+// (RESOLVE_IN_ROOT), through /proc/self/fd/<dir>/<name>: an image whose /dev is
+// a symlink to /etc cannot make us write into the host's /etc.
 struct DeviceStep {
-  std::string path;       // host path of the node inside the rootfs ("<root>/dev/null")
   std::string container;  // "/dev/null", for messages and for binds
+  std::string dir;        // "/dev"
+  std::string name;       // "null"
   mode_t mode = 0;        // S_IFCHR|0666 ...
   dev_t dev = 0;
   uid_t uid = 0;
@@ -57,12 +61,16 @@ struct RootfsPlan {
   bool dev_is_tmpfs = false;
   bool bind_devices = false;  // user namespace: bind from the host, no mknod
   std::vector<DeviceStep> devices;
-  std::vector<std::pair<std::string, std::string>> symlinks;  // (target, host path of link)
-  std::vector<std::pair<std::string, std::string>> sysctls;   // (/proc/sys/... path, value)
+  struct Link {
+    std::string target;  // "/proc/self/fd"
+    std::string dir;     // "/dev"
+    std::string name;    // "fd"
+  };
+  std::vector<Link> symlinks;
+  std::vector<std::pair<std::string, std::string>> sysctls;  // (/proc/sys/... path, value)
   std::vector<std::string> masked_paths;
   std::vector<std::string> readonly_paths;
   bool readonly_root = false;
-  bool set_hostname = false;
   std::string hostname;
 };
 
@@ -70,7 +78,6 @@ struct RootfsPlan {
 // data ("mode=755,size=65536k").
 struct ParsedOptions {
   unsigned long flags = 0;
-  unsigned long clear = 0;
   unsigned long propagation = 0;
   bool bind = false;
   std::string data;

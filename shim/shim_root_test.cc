@@ -298,6 +298,26 @@ TEST_F(ShimTest, BindMountsDevicesWorkingDirAndEnvironment) {
   EXPECT_EQ(stat((data + "/x").c_str(), &st), 0);  // the rw bind reached the host dir
 }
 
+TEST_F(ShimTest, ASymlinkInTheImageCannotRedirectMountsOrNodesToTheHost) {
+  // The image's /dev points at a host directory by absolute path; inside the
+  // root that path names a directory of the rootfs instead.
+  const std::string host_dir = dir_->Join("escape");
+  ASSERT_EQ(mkdir(host_dir.c_str(), 0755), 0);
+  ASSERT_EQ(symlink(host_dir.c_str(), (rootfs_ + "/dev").c_str()), 0);
+  // Dangling inside the root: refused, naming the mount.
+  EXPECT_THAT(Launch(Spec({"/bin/true"})),
+              StatusIs(absl::StatusCode::kNotFound, HasSubstr("mount tmpfs on `/dev`")));
+  // Present inside the root too: everything lands there.
+  ASSERT_EQ(system(absl::StrCat("mkdir -p ", rootfs_, host_dir).c_str()), 0);
+  absl::StatusOr<LaunchedShim> shim = Launch(Spec({"/bin/probe", "read", "/dev/null"}));
+  ASSERT_THAT(shim, IsOk());
+  EXPECT_EQ(RunToExit(*shim).exit_code(), 0);
+  EXPECT_EQ(One(ParseProbe(LogText(*shim)), "read./dev/null"), "ok");
+  struct stat st;
+  EXPECT_NE(stat((host_dir + "/null").c_str(), &st), 0) << "a device node reached the host";
+  EXPECT_NE(stat((host_dir + "/fd").c_str(), &st), 0) << "a symlink reached the host";
+}
+
 TEST_F(ShimTest, ExecFailureIsReportedByStartWithThePath) {
   absl::StatusOr<LaunchedShim> shim = Launch(Spec({"/bin/nope"}));
   ASSERT_THAT(shim, IsOk());

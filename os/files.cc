@@ -1,5 +1,9 @@
 #include "os/files.h"
 
+#include <dirent.h>
+
+#include <algorithm>
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/socket.h>
@@ -96,6 +100,19 @@ absl::StatusOr<std::string> ReadFile(absl::string_view path) {
     if (n == 0) return out;
     out.append(buf, static_cast<size_t>(n));
   }
+}
+
+absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path) {
+  DIR* d = opendir(path.c_str());
+  if (d == nullptr) return ErrnoStatus(errno, "opendir", path);
+  std::vector<std::string> names;
+  while (struct dirent* e = readdir(d)) {
+    absl::string_view n = e->d_name;
+    if (n != "." && n != "..") names.emplace_back(n);
+  }
+  closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
 }
 
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view bytes, mode_t mode,

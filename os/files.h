@@ -5,6 +5,7 @@
 #include <sys/types.h>
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -35,6 +36,9 @@ absl::StatusOr<SocketProbe> ProbeUnixSocket(absl::string_view path);
 
 // Reads a whole (small) file.
 absl::StatusOr<std::string> ReadFile(absl::string_view path);
+
+// The names in directory `path`, without "." and "..", sorted.
+absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path);
 
 // Replaces `path` with `bytes` all at once: written to `path`.tmp and renamed
 // over `path`, so a reader or a process crash sees the old file or the new one,

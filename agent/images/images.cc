@@ -1,0 +1,516 @@
+#include "agent/images/images.h"
+
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <random>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "agent/images/hosts.h"
+#include "agent/images/manifest_platform.h"
+#include "agent/images/unpack.h"
+#include "os/files.h"
+#include "os/log.h"
+#include "os/status.h"
+
+namespace berth::images {
+
+const char kImagesSchemaV1[] = R"sql(
+CREATE TABLE images(
+  id TEXT PRIMARY KEY,
+  manifest_digest TEXT NOT NULL,
+  size INTEGER NOT NULL,
+  layers TEXT NOT NULL,      -- blob digests, base first, space separated
+  chain_ids TEXT NOT NULL,   -- the same order
+  config TEXT NOT NULL,      -- the image config JSON
+  created_at INTEGER NOT NULL);
+CREATE TABLE image_refs(
+  name TEXT PRIMARY KEY,     -- "docker.io/library/busybox:latest" or "...@sha256:..."
+  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE);
+)sql";
+
+namespace {
+
+std::string NativeArch() {
+  struct utsname u;
+  uname(&u);
+  absl::string_view m = u.machine;
+  if (m == "x86_64") return "amd64";
+  if (m == "aarch64") return "arm64";
+  if (absl::StartsWith(m, "arm")) return "arm";
+  return std::string(m);
+}
+
+int RemoveEntry(const char* path, const struct stat*, int, struct FTW*) {
+  return remove(path) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+absl::Status RemoveTree(const std::string& path) {
+  if (nftw(path.c_str(), RemoveEntry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT) {
+    return ErrnoStatus(errno, "remove", path);
+  }
+  return absl::OkStatus();
+}
+
+std::string RandomSuffix() {
+  static thread_local std::mt19937_64 rng{std::random_device{}()};
+  return absl::StrCat(rng() % 1000000000);
+}
+
+}  // namespace
+
+ImageManager::ImageManager(ImageManagerOptions options, ContentStore store, store::Database* db)
+    : options_(std::move(options)), store_(std::move(store)), db_(db) {}
+
+absl::StatusOr<std::unique_ptr<ImageManager>> ImageManager::Open(ImageManagerOptions options,
+                                                                 store::Database* db) {
+  if (options.platform_arch.empty()) options.platform_arch = NativeArch();
+  BERTH_RETURN_IF_ERROR(MakeDirs(options.root + "/layers", 0700));
+  BERTH_ASSIGN_OR_RETURN(ContentStore store, ContentStore::Open(options.root + "/content"));
+  std::unique_ptr<ImageManager> m(new ImageManager(std::move(options), std::move(store), db));
+  BERTH_RETURN_IF_ERROR(m->Load());
+  // Nothing is pulling yet: every ingest file is a crash's leftover.
+  BERTH_RETURN_IF_ERROR(m->CollectGarbage(absl::ZeroDuration()));
+  return m;
+}
+
+absl::Status ImageManager::Load() {
+  BERTH_ASSIGN_OR_RETURN(
+      store::Statement s,
+      db_->Prepare("SELECT id, manifest_digest, size, layers, chain_ids, config FROM images"));
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    BERTH_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    ImageRecord r;
+    r.id = s.Text(0);
+    r.manifest_digest = s.Text(1);
+    r.size = s.Int(2);
+    r.layers = absl::StrSplit(s.Text(3), ' ', absl::SkipEmpty());
+    r.chain_ids = absl::StrSplit(s.Text(4), ' ', absl::SkipEmpty());
+    r.config_json = s.Text(5);
+    absl::StatusOr<ImageConfig> config = ParseImageConfig(r.config_json);
+    if (!config.ok()) return Annotate(config.status(), absl::StrCat("image ", r.id));
+    r.config = *std::move(config);
+    images_[r.id] = std::move(r);
+  }
+  BERTH_ASSIGN_OR_RETURN(store::Statement refs,
+                         db_->Prepare("SELECT name, image_id FROM image_refs ORDER BY name"));
+  while (true) {
+    BERTH_ASSIGN_OR_RETURN(bool row, refs.Step());
+    if (!row) break;
+    const std::string name = refs.Text(0), id = refs.Text(1);
+    refs_[name] = id;
+    auto it = images_.find(id);
+    if (it == images_.end()) continue;
+    (absl::StrContains(name, '@') ? it->second.repo_digests : it->second.repo_tags).push_back(name);
+  }
+  return absl::OkStatus();
+}
+
+std::string ImageManager::LayerDir(const std::string& chain_id) const {
+  absl::string_view hex = chain_id;
+  absl::ConsumePrefix(&hex, "sha256:");
+  return absl::StrCat(options_.root, "/layers/", hex);
+}
+
+namespace {
+using BusyKey = std::pair<const std::set<std::string>*, const std::string*>;
+bool IsFree(BusyKey* k) { return k->first->count(*k->second) == 0; }
+}  // namespace
+
+void ImageManager::Claim(const std::string& key) {
+  absl::MutexLock lock(&mu_);
+  BusyKey arg(&busy_, &key);
+  mu_.Await(absl::Condition(&IsFree, &arg));
+  busy_.insert(key);
+}
+
+void ImageManager::Done(const std::string& key) {
+  absl::MutexLock lock(&mu_);
+  busy_.erase(key);
+}
+
+absl::StatusOr<ImageRecord> ImageManager::Pull(const std::string& image,
+                                               const Credentials& credentials) {
+  BERTH_ASSIGN_OR_RETURN(Reference ref, Reference::Parse(image));
+  BERTH_ASSIGN_OR_RETURN(std::vector<RegistryEndpoint> endpoints,
+                         ResolveEndpoints(options_.hosts_dir, ref.domain()));
+  // Each endpoint in turn (mirrors first); the last error is the one returned,
+  // with what the others said.
+  std::vector<std::string> failures;
+  for (const RegistryEndpoint& ep : endpoints) {
+    RegistryClient client(ep, credentials);
+    absl::StatusOr<ImageRecord> r = PullFrom(client, ref);
+    if (r.ok()) return r;
+    BERTH_LOG(WARNING) << "pull " << ref.String() << " from " << ep.host << ": " << r.status();
+    failures.push_back(absl::StrCat(ep.host, ": ", r.status().message()));
+    // A verified digest mismatch is not the endpoint's fault alone: stop? No:
+    // a mirror may serve bad content the upstream serves right.
+    if (&ep == &endpoints.back()) {
+      return absl::Status(r.status().code(),
+                          absl::StrCat("pull ", ref.String(), ": ", absl::StrJoin(failures, "; ")));
+    }
+  }
+  return absl::InternalError("no endpoint");  // not reached: endpoints is never empty
+}
+
+absl::StatusOr<ImageRecord> ImageManager::PullFrom(RegistryClient& client, const Reference& ref) {
+  const std::string repo = ref.path();
+  const std::string wanted = ref.has_digest() ? ref.digest().string() : ref.tag();
+  BERTH_ASSIGN_OR_RETURN(FetchedManifest fetched, client.GetManifest(repo, wanted));
+  Digest digest = DigestOfBytes(fetched.body);
+  if (ref.has_digest() && digest != ref.digest()) {
+    return absl::DataLossError(
+        absl::StrCat("manifest ", wanted, ": the registry sent content of ", digest.string()));
+  }
+  BERTH_ASSIGN_OR_RETURN(ManifestOrIndex doc,
+                         ParseManifestOrIndex(fetched.body, fetched.media_type));
+  if (const Index* index = std::get_if<Index>(&doc)) {
+    BERTH_ASSIGN_OR_RETURN(Descriptor chosen,
+                           SelectPlatform(*index, options_.platform_os, options_.platform_arch));
+    BERTH_RETURN_IF_ERROR(store_.WriteBlob(fetched.body, digest).status());
+    BERTH_ASSIGN_OR_RETURN(fetched, client.GetManifest(repo, chosen.digest.string()));
+    digest = DigestOfBytes(fetched.body);
+    if (digest != chosen.digest) {
+      return absl::DataLossError(absl::StrCat("manifest ", chosen.digest.string(),
+                                              ": the registry sent content of ", digest.string()));
+    }
+    BERTH_ASSIGN_OR_RETURN(doc, ParseManifestOrIndex(fetched.body, chosen.media_type));
+  }
+  if (!std::holds_alternative<Manifest>(doc)) {
+    return absl::InvalidArgumentError(absl::StrCat(wanted, ": an index inside an index"));
+  }
+  const Manifest& manifest = std::get<Manifest>(doc);
+  BERTH_RETURN_IF_ERROR(CheckImageManifest(manifest));
+  BERTH_RETURN_IF_ERROR(store_.WriteBlob(fetched.body, digest).status());
+  BERTH_RETURN_IF_ERROR(FetchBlob(client, repo, manifest.config));
+  for (const Descriptor& layer : manifest.layers) {
+    BERTH_RETURN_IF_ERROR(FetchBlob(client, repo, layer));
+  }
+  std::vector<std::string> names;
+  if (!ref.tag().empty()) names.push_back(ref.RepoTag());
+  names.push_back(absl::StrCat(ref.Name(), "@", digest.string()));
+  return Finish(digest, manifest, names);
+}
+
+absl::Status ImageManager::FetchBlob(RegistryClient& client, const std::string& repo,
+                                     const Descriptor& blob) {
+  const std::string key = blob.digest.string();
+  Claim(key);
+  absl::Status s = [&]() -> absl::Status {
+    if (store_.Has(blob.digest)) return absl::OkStatus();  // another pull brought it
+    BERTH_ASSIGN_OR_RETURN(Ingest ingest, store_.BeginIngest(blob.digest.algorithm()));
+    absl::Status write;
+    BERTH_RETURN_IF_ERROR(client.FetchBlob(repo, key, [&](absl::string_view chunk) {
+      write = ingest.Write(chunk);
+      return write.ok();
+    }));
+    BERTH_RETURN_IF_ERROR(write);
+    // Nothing is stored unless both the size and the digest match.
+    return ingest.Commit(blob.digest, blob.size).status();
+  }();
+  Done(key);
+  return s;
+}
+
+absl::StatusOr<ImageRecord> ImageManager::Finish(const Digest& manifest_digest,
+                                                 const Manifest& manifest,
+                                                 const std::vector<std::string>& names) {
+  ImageRecord r;
+  r.id = manifest.config.digest.string();
+  r.manifest_digest = manifest_digest.string();
+  BERTH_ASSIGN_OR_RETURN(r.config_json, store_.ReadBlob(manifest.config.digest));
+  BERTH_ASSIGN_OR_RETURN(r.config, ParseImageConfig(r.config_json));
+  if (r.config.rootfs.diff_ids.size() != manifest.layers.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("image ", r.id, ": ", manifest.layers.size(),
+                                                   " layers but ", r.config.rootfs.diff_ids.size(),
+                                                   " diff_ids in its config"));
+  }
+  std::vector<Digest> chain = ChainIds(r.config.rootfs.diff_ids);
+  r.size = manifest.config.size;
+  for (size_t i = 0; i < manifest.layers.size(); ++i) {
+    BERTH_RETURN_IF_ERROR(EnsureLayer(manifest.layers[i], chain[i]));
+    r.layers.push_back(manifest.layers[i].digest.string());
+    r.chain_ids.push_back(chain[i].string());
+    r.size += manifest.layers[i].size;
+  }
+  for (const std::string& n : names) {
+    (absl::StrContains(n, '@') ? r.repo_digests : r.repo_tags).push_back(n);
+  }
+  BERTH_RETURN_IF_ERROR(Save(r));
+  return Resolve(r.id);
+}
+
+absl::Status ImageManager::EnsureLayer(const Descriptor& blob, const Digest& chain_id) {
+  const std::string dir = LayerDir(chain_id.string());
+  Claim(chain_id.string());
+  absl::Status s = [&]() -> absl::Status {
+    struct stat st;
+    if (stat(dir.c_str(), &st) == 0) return absl::OkStatus();
+    // Unpacked aside, renamed into place: a layer dir that exists is complete.
+    const std::string tmp = absl::StrCat(options_.root, "/layers/tmp-", RandomSuffix());
+    if (mkdir(tmp.c_str(), 0755) != 0) return ErrnoStatus(errno, "mkdir", tmp);
+    absl::StatusOr<UnpackStats> unpacked = UnpackLayer(store_.Path(blob.digest), tmp);
+    if (!unpacked.ok()) {
+      (void)RemoveTree(tmp);
+      return Annotate(unpacked.status(), absl::StrCat("layer ", blob.digest.string()));
+    }
+    // On disk before it gets its name: a layer dir that exists is whole,
+    // even after a power loss.
+    if (int fd = open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); fd >= 0) {
+      syncfs(fd);
+      close(fd);
+    }
+    if (rename(tmp.c_str(), dir.c_str()) != 0) {
+      absl::Status err = ErrnoStatus(errno, "rename", tmp);
+      (void)RemoveTree(tmp);
+      return err;
+    }
+    return absl::OkStatus();
+  }();
+  Done(chain_id.string());
+  return s;
+}
+
+absl::Status ImageManager::Save(const ImageRecord& r) {
+  absl::MutexLock db_lock(&db_mu_);
+  {
+    BERTH_ASSIGN_OR_RETURN(store::Transaction tx, db_->Begin());
+    BERTH_ASSIGN_OR_RETURN(store::Statement ins,
+                           db_->Prepare("INSERT OR REPLACE INTO images(id, manifest_digest, size, "
+                                        "layers, chain_ids, config, created_at) "
+                                        "VALUES(?, ?, ?, ?, ?, ?, ?)"));
+    ins.Bind(1, r.id).Bind(2, r.manifest_digest).Bind(3, r.size);
+    ins.Bind(4, absl::StrJoin(r.layers, " ")).Bind(5, absl::StrJoin(r.chain_ids, " "));
+    ins.Bind(6, r.config_json).Bind(7, absl::ToUnixNanos(absl::Now()));
+    BERTH_RETURN_IF_ERROR(ins.Run());
+    for (const auto* names : {&r.repo_tags, &r.repo_digests}) {
+      for (const std::string& n : *names) {
+        // A tag moves to the new image; the old image keeps its other names.
+        BERTH_ASSIGN_OR_RETURN(
+            store::Statement ref,
+            db_->Prepare("INSERT OR REPLACE INTO image_refs(name, image_id) VALUES(?, ?)"));
+        ref.Bind(1, n).Bind(2, r.id);
+        BERTH_RETURN_IF_ERROR(ref.Run());
+      }
+    }
+    BERTH_RETURN_IF_ERROR(tx.Commit());
+  }
+  absl::MutexLock lock(&mu_);
+  for (const auto* names : {&r.repo_tags, &r.repo_digests}) {
+    for (const std::string& n : *names) {
+      auto old = refs_.find(n);
+      if (old != refs_.end() && old->second != r.id) {
+        auto img = images_.find(old->second);
+        if (img != images_.end()) {
+          for (auto* v : {&img->second.repo_tags, &img->second.repo_digests}) {
+            v->erase(std::remove(v->begin(), v->end(), n), v->end());
+          }
+        }
+      }
+      refs_[n] = r.id;
+    }
+  }
+  ImageRecord& mine = images_[r.id];
+  std::vector<std::string> tags = mine.repo_tags, digests = mine.repo_digests;
+  mine = r;
+  for (const std::string& t : tags) {
+    if (std::find(mine.repo_tags.begin(), mine.repo_tags.end(), t) == mine.repo_tags.end()) {
+      mine.repo_tags.push_back(t);
+    }
+  }
+  for (const std::string& d : digests) {
+    if (std::find(mine.repo_digests.begin(), mine.repo_digests.end(), d) ==
+        mine.repo_digests.end()) {
+      mine.repo_digests.push_back(d);
+    }
+  }
+  std::sort(mine.repo_tags.begin(), mine.repo_tags.end());
+  std::sort(mine.repo_digests.begin(), mine.repo_digests.end());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ImageRecord> ImageManager::Resolve(const std::string& image) const {
+  absl::MutexLock lock(&mu_);
+  absl::string_view id = image;
+  if (absl::ConsumePrefix(&id, "sha256:") || id.size() >= 3) {
+    // An id or a unique prefix of one ("sha256:" optional).
+    if (id.find_first_not_of("0123456789abcdef") == absl::string_view::npos) {
+      const ImageRecord* found = nullptr;
+      for (const auto& [key, rec] : images_) {
+        if (absl::StartsWith(absl::string_view(key).substr(7), id)) {
+          if (found != nullptr) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("image id prefix `", image, "` is ambiguous"));
+          }
+          found = &rec;
+        }
+      }
+      if (found != nullptr) return *found;
+    }
+  }
+  absl::StatusOr<Reference> ref = Reference::Parse(image);
+  if (ref.ok()) {
+    for (const std::string& name : {ref->RepoDigest(), ref->RepoTag()}) {
+      auto it = name.empty() ? refs_.end() : refs_.find(name);
+      if (it != refs_.end()) return images_.at(it->second);
+    }
+  }
+  return absl::NotFoundError(absl::StrCat("image `", image, "` not found"));
+}
+
+std::vector<ImageRecord> ImageManager::List() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<ImageRecord> out;
+  for (const auto& [id, rec] : images_) out.push_back(rec);
+  return out;
+}
+
+void ImageManager::SetInUse(std::function<bool(const std::string&)> in_use) {
+  absl::MutexLock lock(&mu_);
+  in_use_ = std::move(in_use);
+}
+
+absl::Status ImageManager::Remove(const std::string& image) {
+  absl::StatusOr<ImageRecord> r = Resolve(image);
+  if (absl::IsNotFound(r.status())) return absl::OkStatus();  // CRI: idempotent
+  if (!r.ok()) return r.status();
+  {
+    absl::MutexLock lock(&mu_);
+    if (in_use_ && in_use_(r->id)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("image ", r->id, " is used by a container; remove the container first"));
+    }
+  }
+  {
+    absl::MutexLock db_lock(&db_mu_);
+    BERTH_ASSIGN_OR_RETURN(store::Transaction tx, db_->Begin());
+    BERTH_ASSIGN_OR_RETURN(store::Statement del, db_->Prepare("DELETE FROM images WHERE id = ?"));
+    del.Bind(1, r->id);
+    BERTH_RETURN_IF_ERROR(del.Run());  // its refs go with it (ON DELETE CASCADE)
+    BERTH_RETURN_IF_ERROR(tx.Commit());
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    images_.erase(r->id);
+    for (auto it = refs_.begin(); it != refs_.end();) {
+      it = it->second == r->id ? refs_.erase(it) : std::next(it);
+    }
+  }
+  return CollectGarbage(absl::Hours(1));
+}
+
+absl::Status ImageManager::CollectGarbage(absl::Duration ingest_age) {
+  absl::flat_hash_set<Digest> keep;
+  std::set<std::string> keep_layers;
+  {
+    absl::MutexLock lock(&mu_);
+    // A pull in progress holds blobs and layers no image names yet.
+    if (!busy_.empty()) return absl::OkStatus();
+    for (const auto& [id, rec] : images_) {
+      for (const std::string& d : rec.layers) {
+        if (absl::StatusOr<Digest> p = Digest::Parse(d); p.ok()) keep.insert(*p);
+      }
+      for (const std::string* d : {&rec.id, &rec.manifest_digest}) {
+        if (absl::StatusOr<Digest> p = Digest::Parse(*d); p.ok()) keep.insert(*p);
+      }
+      for (const std::string& c : rec.chain_ids) keep_layers.insert(LayerDir(c));
+    }
+  }
+  BERTH_RETURN_IF_ERROR(store_.GarbageCollect(keep, ingest_age).status());
+  const std::string layers = options_.root + "/layers";
+  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> entries, ListDir(layers));
+  for (const std::string& e : entries) {
+    const std::string path = layers + "/" + e;
+    if (keep_layers.count(path) == 0) BERTH_RETURN_IF_ERROR(RemoveTree(path));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<ImageRecord>> ImageManager::ImportOciLayout(const std::string& dir,
+                                                                       const std::string& name) {
+  BERTH_ASSIGN_OR_RETURN(std::string layout, ReadFile(dir + "/oci-layout"));
+  if (!absl::StrContains(layout, "imageLayoutVersion")) {
+    return absl::InvalidArgumentError(absl::StrCat(dir, "/oci-layout: not an OCI image layout"));
+  }
+  BERTH_ASSIGN_OR_RETURN(std::string index_json, ReadFile(dir + "/index.json"));
+  BERTH_ASSIGN_OR_RETURN(Index index, ParseIndex(index_json));
+  // Copies a blob of the layout into the store, verified like a download.
+  auto copy = [&](const Descriptor& d) -> absl::Status {
+    if (store_.Has(d.digest)) return absl::OkStatus();
+    const std::string path =
+        absl::StrCat(dir, "/blobs/", d.digest.algorithm_name(), "/", d.digest.hex());
+    BERTH_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
+    BERTH_ASSIGN_OR_RETURN(Ingest ingest, store_.BeginIngest(d.digest.algorithm()));
+    BERTH_RETURN_IF_ERROR(ingest.Write(bytes));
+    return Annotate(ingest.Commit(d.digest, d.size).status(), path);
+  };
+  std::vector<ImageRecord> out;
+  for (size_t i = 0; i < index.manifests.size(); ++i) {
+    Descriptor m = index.manifests[i];
+    auto ann = m.annotations.find("org.opencontainers.image.ref.name");
+    if (ann == m.annotations.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(dir, "/index.json: manifests[", i,
+                                                     "] has no org.opencontainers.image.ref.name"));
+    }
+    std::string full = ann->second;
+    if (!name.empty() && !absl::StrContains(full, '/')) full = absl::StrCat(name, ":", full);
+    BERTH_ASSIGN_OR_RETURN(Reference ref, Reference::Parse(full));
+    BERTH_RETURN_IF_ERROR(copy(m));
+    BERTH_ASSIGN_OR_RETURN(std::string body, store_.ReadBlob(m.digest));
+    BERTH_ASSIGN_OR_RETURN(ManifestOrIndex doc, ParseManifestOrIndex(body, m.media_type));
+    if (const Index* nested = std::get_if<Index>(&doc)) {
+      BERTH_ASSIGN_OR_RETURN(m,
+                             SelectPlatform(*nested, options_.platform_os, options_.platform_arch));
+      BERTH_RETURN_IF_ERROR(copy(m));
+      BERTH_ASSIGN_OR_RETURN(body, store_.ReadBlob(m.digest));
+      BERTH_ASSIGN_OR_RETURN(doc, ParseManifestOrIndex(body, m.media_type));
+    }
+    if (!std::holds_alternative<Manifest>(doc)) {
+      return absl::InvalidArgumentError(absl::StrCat(full, ": an index inside an index"));
+    }
+    const Manifest& manifest = std::get<Manifest>(doc);
+    BERTH_RETURN_IF_ERROR(CheckImageManifest(manifest));
+    BERTH_RETURN_IF_ERROR(copy(manifest.config));
+    for (const Descriptor& layer : manifest.layers) BERTH_RETURN_IF_ERROR(copy(layer));
+    std::vector<std::string> names = {ref.RepoTag(),
+                                      absl::StrCat(ref.Name(), "@", m.digest.string())};
+    BERTH_ASSIGN_OR_RETURN(ImageRecord r, Finish(m.digest, manifest, names));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::vector<std::string> ImageManager::LayerDirs(const ImageRecord& image) const {
+  std::vector<std::string> out;
+  for (auto it = image.chain_ids.rbegin(); it != image.chain_ids.rend(); ++it) {
+    out.push_back(LayerDir(*it));
+  }
+  return out;
+}
+
+absl::StatusOr<StoreUsage> ImageManager::Usage() const {
+  StoreUsage total;
+  static thread_local StoreUsage* acc;
+  acc = &total;
+  auto count = [](const char*, const struct stat* st, int, struct FTW*) {
+    acc->used_bytes += st->st_blocks * 512;
+    acc->inodes_used += 1;
+    return 0;
+  };
+  if (nftw(options_.root.c_str(), count, 16, FTW_PHYS) != 0) {
+    return ErrnoStatus(errno, "walk", options_.root);
+  }
+  return total;
+}
+
+}  // namespace berth::images

@@ -1,0 +1,115 @@
+// berthd's images: pull from registries (and mirrors), import an OCI layout,
+// resolve by tag / digest / id, list, remove with garbage collection, and the
+// layer directories a container's overlay is made of.
+//
+//   BERTH_ASSIGN_OR_RETURN(auto images, ImageManager::Open(options, &db));
+//   BERTH_ASSIGN_OR_RETURN(ImageRecord img, images->Pull("busybox", Credentials{}));
+//   std::vector<std::string> lowers = images->LayerDirs(img);  // top first, for overlayfs
+//
+// On disk: <root>/content (blobs by digest, content_store.h), <root>/layers/<chain
+// id hex> (each layer unpacked alone, an overlayfs lower dir). In SQLite: images
+// and the references naming them, written in one transaction once every blob
+// and layer is in place, so a crash mid-pull leaves no half image visible; what
+// it leaves (partial downloads, layer temp dirs, unreferenced blobs) goes at
+// the next Open. Queries answer from memory.
+//
+// Concurrent pulls share work: one download per blob digest and one unpack per
+// chain id at a time; the others wait for it.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "agent/images/content_store.h"
+#include "agent/images/manifest.h"
+#include "agent/images/manifest_config.h"
+#include "agent/images/reference.h"
+#include "agent/images/registry.h"
+#include "agent/store/db.h"
+
+namespace berth::images {
+
+struct ImageRecord {
+  std::string id;  // the config digest, as containerd and CRI name images
+  std::string manifest_digest;
+  std::vector<std::string> repo_tags;     // "docker.io/library/busybox:latest"
+  std::vector<std::string> repo_digests;  // "docker.io/library/busybox@sha256:..."
+  int64_t size = 0;                       // config + compressed layers
+  std::vector<std::string> layers;        // blob digests, base first
+  std::vector<std::string> chain_ids;     // base first
+  std::string config_json;
+  ImageConfig config;
+};
+
+struct ImageManagerOptions {
+  std::string root;       // <--root>/images
+  std::string hosts_dir;  // registries.d (hosts.h)
+  std::string platform_os = "linux";
+  std::string platform_arch;  // "" = this machine's
+};
+
+// The SQL for the images tables, for the agent's schema list (agent/store).
+extern const char kImagesSchemaV1[];
+
+class ImageManager {
+ public:
+  static absl::StatusOr<std::unique_ptr<ImageManager>> Open(ImageManagerOptions options,
+                                                            store::Database* db);
+
+  absl::StatusOr<ImageRecord> Pull(const std::string& image, const Credentials& credentials);
+  // Imports every image of an OCI image layout directory (index.json, blobs/);
+  // each manifest's org.opencontainers.image.ref.name names it: a full reference,
+  // or a tag put after `name` ("docker.io/berth/demo" + "latest").
+  absl::StatusOr<std::vector<ImageRecord>> ImportOciLayout(const std::string& dir,
+                                                           const std::string& name = "");
+
+  // By reference ("busybox", "x:5000/a:tag", "name@sha256:..."), by id, or by
+  // a unique id prefix of at least 3 hex digits. NOT_FOUND otherwise.
+  absl::StatusOr<ImageRecord> Resolve(const std::string& image) const;
+  std::vector<ImageRecord> List() const;
+  // Removes the image `image` names, with all its references, then the blobs
+  // and layers no other image uses. Not found is OK (CRI: idempotent);
+  // FAILED_PRECONDITION when `in_use` says a container uses it.
+  absl::Status Remove(const std::string& image);
+  void SetInUse(std::function<bool(const std::string& image_id)> in_use);
+
+  std::vector<std::string> LayerDirs(const ImageRecord& image) const;
+  absl::StatusOr<StoreUsage> Usage() const;
+  const std::string& root() const { return options_.root; }
+
+ private:
+  ImageManager(ImageManagerOptions options, ContentStore store, store::Database* db);
+  absl::Status Load();
+  // Blobs and layer dirs no image names; ingests older than `ingest_age`.
+  absl::Status CollectGarbage(absl::Duration ingest_age);
+  absl::StatusOr<ImageRecord> PullFrom(RegistryClient& client, const Reference& ref);
+  absl::Status FetchBlob(RegistryClient& client, const std::string& repo, const Descriptor& blob);
+  // After the manifest's blobs are in the store: config, layers unpacked, record.
+  absl::StatusOr<ImageRecord> Finish(const Digest& manifest_digest, const Manifest& manifest,
+                                     const std::vector<std::string>& names);
+  absl::Status EnsureLayer(const Descriptor& blob, const Digest& chain_id);
+  absl::Status Save(const ImageRecord& image);
+  std::string LayerDir(const std::string& chain_id) const;
+  // Waits while another thread works on `key`, then marks it ours; Done releases.
+  void Claim(const std::string& key);
+  void Done(const std::string& key);
+
+  ImageManagerOptions options_;
+  ContentStore store_;
+  store::Database* db_;
+  mutable absl::Mutex mu_;
+  std::map<std::string, ImageRecord> images_ ABSL_GUARDED_BY(mu_);  // by id
+  std::map<std::string, std::string> refs_ ABSL_GUARDED_BY(mu_);    // name -> id
+  std::set<std::string> busy_ ABSL_GUARDED_BY(mu_);                 // digests, chain ids
+  std::function<bool(const std::string&)> in_use_ ABSL_GUARDED_BY(mu_);
+  absl::Mutex db_mu_;  // one writer on the database at a time
+};
+
+}  // namespace berth::images

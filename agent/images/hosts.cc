@@ -27,7 +27,8 @@ absl::Status ParseUrl(absl::string_view url, absl::string_view what, RegistryEnd
   }
   size_t slash = rest.find('/');
   ep->host = std::string(rest.substr(0, slash));
-  if (ep->host.empty()) return absl::InvalidArgumentError(absl::StrCat(what, " `", url, "` has no host"));
+  if (ep->host.empty())
+    return absl::InvalidArgumentError(absl::StrCat(what, " `", url, "` has no host"));
   return absl::OkStatus();
 }
 
@@ -94,7 +95,8 @@ absl::StatusOr<std::vector<RegistryEndpoint>> ParseHostsToml(const std::string& 
       RegistryEndpoint ep;
       std::string url;
       BERTH_RETURN_IF_ERROR(str(mirrors[i], "url", where, &url));
-      if (url.empty()) return absl::InvalidArgumentError(absl::StrCat(file, ": ", where, "url is missing"));
+      if (url.empty())
+        return absl::InvalidArgumentError(absl::StrCat(file, ": ", where, "url is missing"));
       BERTH_RETURN_IF_ERROR(ParseUrl(url, absl::StrCat(file, ": ", where, "url"), &ep));
       BERTH_RETURN_IF_ERROR(boolean(mirrors[i], "skip_verify", where, &ep.skip_verify));
       BERTH_RETURN_IF_ERROR(str(mirrors[i], "ca", where, &ep.ca_file));
@@ -109,7 +111,8 @@ absl::StatusOr<std::vector<RegistryEndpoint>> ParseHostsToml(const std::string& 
     RegistryEndpoint up = DefaultUpstream(host);
     std::string server;
     BERTH_RETURN_IF_ERROR(str(root, "server", "", &server));
-    if (!server.empty()) BERTH_RETURN_IF_ERROR(ParseUrl(server, absl::StrCat(file, ": server"), &up));
+    if (!server.empty())
+      BERTH_RETURN_IF_ERROR(ParseUrl(server, absl::StrCat(file, ": server"), &up));
     BERTH_RETURN_IF_ERROR(boolean(root, "skip_verify", "", &up.skip_verify));
     BERTH_RETURN_IF_ERROR(str(root, "ca", "", &up.ca_file));
     out.push_back(std::move(up));
@@ -129,7 +132,8 @@ absl::StatusOr<std::vector<RegistryEndpoint>> ResolveEndpoints(const std::string
   const std::string file = absl::StrCat(config_dir, "/", host, "/hosts.toml");
   absl::StatusOr<std::string> text = ReadFile(file);
   if (!text.ok()) {
-    if (absl::IsNotFound(text.status())) return std::vector<RegistryEndpoint>{DefaultUpstream(host)};
+    if (absl::IsNotFound(text.status()))
+      return std::vector<RegistryEndpoint>{DefaultUpstream(host)};
     return text.status();
   }
   return ParseHostsToml(host, *text, file);

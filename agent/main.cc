@@ -31,6 +31,10 @@ ABSL_FLAG(std::string, insecure_listen, "",
 ABSL_FLAG(std::string, metrics_address, "127.0.0.1:9464",
           "HOST:PORT for the Prometheus /metrics endpoint; empty disables it");
 ABSL_FLAG(int, shutdown_grace, 10, "seconds in-flight calls get to finish on SIGTERM");
+ABSL_FLAG(std::string, registry_config_dir, "/etc/berth/registries.d",
+          "per-registry <host>/hosts.toml: mirrors, CAs, insecure (see README)");
+ABSL_FLAG(std::vector<std::string>, import, {},
+          "OCI image layout directories to import at start, comma-separated");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
 
 namespace berth {
@@ -65,6 +69,8 @@ int Run() {
   o.insecure_listen = absl::GetFlag(FLAGS_insecure_listen);
   o.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   o.shutdown_grace_seconds = absl::GetFlag(FLAGS_shutdown_grace);
+  o.registry_config_dir = absl::GetFlag(FLAGS_registry_config_dir);
+  o.import_dirs = absl::GetFlag(FLAGS_import);
 
   // Block the stop signals in every thread (gRPC's included, which inherit the
   // mask) so that only sigwait below sees them.

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace berth {
 
@@ -19,6 +20,10 @@ struct AgentOptions {
   std::string insecure_listen;
   std::string metrics_address = "127.0.0.1:9464";  // empty: no /metrics endpoint
   int shutdown_grace_seconds = 10;
+  // Per-registry mirrors, CAs and insecure flags (agent/images/hosts.h).
+  std::string registry_config_dir = "/etc/berth/registries.d";
+  // OCI image layouts imported at start (air-gapped nodes, the demo image).
+  std::vector<std::string> import_dirs;
 };
 
 }  // namespace berth

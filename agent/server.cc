@@ -87,7 +87,7 @@ absl::Status AgentServer::Serve() {
   registry_ = std::make_shared<prometheus::Registry>();
   BERTH_RETURN_IF_ERROR(ServeMetrics());
   boundary_ = std::make_unique<RpcBoundary>(*registry_);
-  cri_ = std::make_unique<CriService>(options_);
+  BERTH_ASSIGN_OR_RETURN(cri_, CriService::Create(options_));
   services_.push_back(NewRuntimeService(*cri_, *boundary_));
   services_.push_back(NewImageService(*cri_, *boundary_));
   health_ = std::make_unique<HealthService>(

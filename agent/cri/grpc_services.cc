@@ -93,16 +93,16 @@ class ImageService final : public v1::ImageService::Service {
  public:
   ImageService(CriService& cri, RpcBoundary& boundary) : cri_(cri), boundary_(boundary) {}
 
-  BERTH_CRI_UNBUILT(ListImages)
+  BERTH_CRI_UNARY(ListImages)
   BERTH_CRI_UNBUILT_STREAM(StreamImages, StreamImagesRequest, StreamImagesResponse)
-  BERTH_CRI_UNBUILT(ImageStatus)
-  BERTH_CRI_UNBUILT(PullImage)
-  BERTH_CRI_UNBUILT(RemoveImage)
-  BERTH_CRI_UNBUILT(ImageFsInfo)
+  BERTH_CRI_UNARY(ImageStatus)
+  BERTH_CRI_UNARY(PullImage)
+  BERTH_CRI_UNARY(RemoveImage)
+  BERTH_CRI_UNARY(ImageFsInfo)
 
  private:
   inline static const std::string kPrefix = std::string(kImageServiceName) + "/";
-  [[maybe_unused]] CriService& cri_;
+  CriService& cri_;
   RpcBoundary& boundary_;
 };
 

@@ -125,11 +125,19 @@ TEST_F(BerthdTest, UnbuiltRpcsAnswerUnimplementedNamingTheMethod) {
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
   EXPECT_THAT(s.error_message(), HasSubstr("runtime.v1.RuntimeService/RunPodSandbox"));
 
-  auto images = v1::ImageService::NewStub(berthd_.Channel());
-  v1::ListImagesResponse list;
-  s = images->ListImages(Ctx().get(), v1::ListImagesRequest(), &list);
+  v1::ListContainersResponse list;
+  s = runtime->ListContainers(Ctx().get(), v1::ListContainersRequest(), &list);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(s.error_message(), HasSubstr("runtime.v1.ImageService/ListImages"));
+  EXPECT_THAT(s.error_message(), HasSubstr("runtime.v1.RuntimeService/ListContainers"));
+
+  auto images = v1::ImageService::NewStub(berthd_.Channel());
+  auto stream_ctx = Ctx();
+  auto stream = images->StreamImages(stream_ctx.get(), v1::StreamImagesRequest());
+  v1::StreamImagesResponse page;
+  EXPECT_FALSE(stream->Read(&page));
+  s = stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
+  EXPECT_THAT(s.error_message(), HasSubstr("runtime.v1.ImageService/StreamImages"));
 
   auto ctx = Ctx();
   auto events = runtime->GetContainerEvents(ctx.get(), v1::GetEventsRequest());

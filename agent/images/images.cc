@@ -7,6 +7,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <future>
 #include <random>
 
 #include "absl/strings/match.h"
@@ -193,13 +194,11 @@ absl::StatusOr<ImageRecord> ImageManager::PullFrom(RegistryClient& client, const
   BERTH_RETURN_IF_ERROR(CheckImageManifest(manifest));
   BERTH_RETURN_IF_ERROR(store_.WriteBlob(fetched.body, digest).status());
   BERTH_RETURN_IF_ERROR(FetchBlob(client, repo, manifest.config));
-  for (const Descriptor& layer : manifest.layers) {
-    BERTH_RETURN_IF_ERROR(FetchBlob(client, repo, layer));
-  }
   std::vector<std::string> names;
   if (!ref.tag().empty()) names.push_back(ref.RepoTag());
   names.push_back(absl::StrCat(ref.Name(), "@", digest.string()));
-  return Finish(digest, manifest, names);
+  return Finish(digest, manifest, names,
+                [&](size_t i) { return FetchBlob(client, repo, manifest.layers[i]); });
 }
 
 absl::Status ImageManager::FetchBlob(RegistryClient& client, const std::string& repo,
@@ -224,61 +223,85 @@ absl::Status ImageManager::FetchBlob(RegistryClient& client, const std::string& 
 
 absl::StatusOr<ImageRecord> ImageManager::Finish(const Digest& manifest_digest,
                                                  const Manifest& manifest,
-                                                 const std::vector<std::string>& names) {
+                                                 const std::vector<std::string>& names,
+                                                 const std::function<absl::Status(size_t)>& fetch) {
   ImageRecord r;
   r.id = manifest.config.digest.string();
   r.manifest_digest = manifest_digest.string();
   BERTH_ASSIGN_OR_RETURN(r.config_json, store_.ReadBlob(manifest.config.digest));
   BERTH_ASSIGN_OR_RETURN(r.config, ParseImageConfig(r.config_json));
-  if (r.config.rootfs.diff_ids.size() != manifest.layers.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("image ", r.id, ": ", manifest.layers.size(),
-                                                   " layers but ", r.config.rootfs.diff_ids.size(),
+  const size_t n = manifest.layers.size();
+  if (r.config.rootfs.diff_ids.size() != n) {
+    return absl::InvalidArgumentError(absl::StrCat("image ", r.id, ": ", n, " layers but ",
+                                                   r.config.rootfs.diff_ids.size(),
                                                    " diff_ids in its config"));
   }
-  std::vector<Digest> chain = ChainIds(r.config.rootfs.diff_ids);
+  const std::vector<Digest> chain = ChainIds(r.config.rootfs.diff_ids);
+  // Layer i unpacks into a temp dir on its own thread while layer i+1 downloads.
+  // Each chain id is claimed until its dir has its final name, so two pulls
+  // never unpack the same layer (claims go base first: no lock cycles).
+  struct Staged {
+    std::string tmp;  // "" when the layer was already there
+    std::future<absl::Status> done;
+  };
+  std::vector<Staged> staged(n);
+  std::vector<std::string> claimed;
+  absl::Status status;
+  for (size_t i = 0; i < n && status.ok(); ++i) {
+    status = fetch(i);
+    if (!status.ok()) break;
+    const std::string key = chain[i].string();
+    Claim(key);
+    claimed.push_back(key);
+    struct stat st;
+    if (stat(LayerDir(key).c_str(), &st) == 0) continue;
+    staged[i].tmp = absl::StrCat(options_.root, "/layers/tmp-", RandomSuffix());
+    if (mkdir(staged[i].tmp.c_str(), 0755) != 0) {
+      status = ErrnoStatus(errno, "mkdir", staged[i].tmp);
+      staged[i].tmp.clear();
+      break;
+    }
+    staged[i].done = std::async(std::launch::async, [this, &manifest, &staged, i] {
+      absl::StatusOr<UnpackStats> u =
+          UnpackLayer(store_.Path(manifest.layers[i].digest), staged[i].tmp);
+      return Annotate(u.status(), absl::StrCat("layer ", manifest.layers[i].digest.string()));
+    });
+  }
+  for (Staged& s : staged) {
+    if (s.done.valid()) {
+      absl::Status u = s.done.get();
+      if (status.ok()) status = u;
+    }
+  }
+  if (status.ok()) {
+    // One flush for the whole pull, before any dir gets its name: a layer dir
+    // that exists is whole, even after a power loss.
+    const std::string layers = options_.root + "/layers";
+    int fd = open(layers.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0 || syncfs(fd) != 0) status = ErrnoStatus(errno, "syncfs", layers);
+    if (fd >= 0) close(fd);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (staged[i].tmp.empty()) continue;
+    if (status.ok() && rename(staged[i].tmp.c_str(), LayerDir(chain[i].string()).c_str()) != 0) {
+      status = ErrnoStatus(errno, "rename", staged[i].tmp);
+    }
+    if (!status.ok()) (void)RemoveTree(staged[i].tmp);
+  }
+  for (const std::string& key : claimed) Done(key);
+  BERTH_RETURN_IF_ERROR(status);
+
   r.size = manifest.config.size;
-  for (size_t i = 0; i < manifest.layers.size(); ++i) {
-    BERTH_RETURN_IF_ERROR(EnsureLayer(manifest.layers[i], chain[i]));
+  for (size_t i = 0; i < n; ++i) {
     r.layers.push_back(manifest.layers[i].digest.string());
     r.chain_ids.push_back(chain[i].string());
     r.size += manifest.layers[i].size;
   }
-  for (const std::string& n : names) {
-    (absl::StrContains(n, '@') ? r.repo_digests : r.repo_tags).push_back(n);
+  for (const std::string& name : names) {
+    (absl::StrContains(name, '@') ? r.repo_digests : r.repo_tags).push_back(name);
   }
   BERTH_RETURN_IF_ERROR(Save(r));
   return Resolve(r.id);
-}
-
-absl::Status ImageManager::EnsureLayer(const Descriptor& blob, const Digest& chain_id) {
-  const std::string dir = LayerDir(chain_id.string());
-  Claim(chain_id.string());
-  absl::Status s = [&]() -> absl::Status {
-    struct stat st;
-    if (stat(dir.c_str(), &st) == 0) return absl::OkStatus();
-    // Unpacked aside, renamed into place: a layer dir that exists is complete.
-    const std::string tmp = absl::StrCat(options_.root, "/layers/tmp-", RandomSuffix());
-    if (mkdir(tmp.c_str(), 0755) != 0) return ErrnoStatus(errno, "mkdir", tmp);
-    absl::StatusOr<UnpackStats> unpacked = UnpackLayer(store_.Path(blob.digest), tmp);
-    if (!unpacked.ok()) {
-      (void)RemoveTree(tmp);
-      return Annotate(unpacked.status(), absl::StrCat("layer ", blob.digest.string()));
-    }
-    // On disk before it gets its name: a layer dir that exists is whole,
-    // even after a power loss.
-    if (int fd = open(tmp.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); fd >= 0) {
-      syncfs(fd);
-      close(fd);
-    }
-    if (rename(tmp.c_str(), dir.c_str()) != 0) {
-      absl::Status err = ErrnoStatus(errno, "rename", tmp);
-      (void)RemoveTree(tmp);
-      return err;
-    }
-    return absl::OkStatus();
-  }();
-  Done(chain_id.string());
-  return s;
 }
 
 absl::Status ImageManager::Save(const ImageRecord& r) {
@@ -481,10 +504,11 @@ absl::StatusOr<std::vector<ImageRecord>> ImageManager::ImportOciLayout(const std
     const Manifest& manifest = std::get<Manifest>(doc);
     BERTH_RETURN_IF_ERROR(CheckImageManifest(manifest));
     BERTH_RETURN_IF_ERROR(copy(manifest.config));
-    for (const Descriptor& layer : manifest.layers) BERTH_RETURN_IF_ERROR(copy(layer));
     std::vector<std::string> names = {ref.RepoTag(),
                                       absl::StrCat(ref.Name(), "@", m.digest.string())};
-    BERTH_ASSIGN_OR_RETURN(ImageRecord r, Finish(m.digest, manifest, names));
+    BERTH_ASSIGN_OR_RETURN(ImageRecord r, Finish(m.digest, manifest, names, [&](size_t i) {
+                             return copy(manifest.layers[i]);
+                           }));
     out.push_back(std::move(r));
   }
   return out;

@@ -91,10 +91,12 @@ class ImageManager {
   absl::Status CollectGarbage(absl::Duration ingest_age);
   absl::StatusOr<ImageRecord> PullFrom(RegistryClient& client, const Reference& ref);
   absl::Status FetchBlob(RegistryClient& client, const std::string& repo, const Descriptor& blob);
-  // After the manifest's blobs are in the store: config, layers unpacked, record.
+  // With the manifest and config in the store: brings each layer blob in with
+  // `fetch(i)`, unpacking layer i on its own thread while layer i+1 downloads;
+  // then one syncfs, the layer dirs renamed into place, and the record saved.
   absl::StatusOr<ImageRecord> Finish(const Digest& manifest_digest, const Manifest& manifest,
-                                     const std::vector<std::string>& names);
-  absl::Status EnsureLayer(const Descriptor& blob, const Digest& chain_id);
+                                     const std::vector<std::string>& names,
+                                     const std::function<absl::Status(size_t)>& fetch);
   absl::Status Save(const ImageRecord& image);
   std::string LayerDir(const std::string& chain_id) const;
   // Waits while another thread works on `key`, then marks it ours; Done releases.

@@ -152,7 +152,7 @@ absl::Status Ingest::Install(const Digest& digest) {
     Abort();
     return absl::OkStatus();
   }
-  if (fsync(fd_.get()) != 0) return ErrnoStatus(errno, "fsync", temp_path_);
+  if (durable_ && fsync(fd_.get()) != 0) return ErrnoStatus(errno, "fsync", temp_path_);
   if (fchmod(fd_.get(), 0444) != 0) return ErrnoStatus(errno, "fchmod", temp_path_);
   BERTH_RETURN_IF_ERROR(MakeDirs(dir, 0700));
   if (rename(temp_path_.c_str(), target.c_str()) != 0) {
@@ -160,7 +160,7 @@ absl::Status Ingest::Install(const Digest& digest) {
   }
   fd_.reset();  // committed: nothing left for Abort to remove
   // The rename itself must survive a power loss too (rename(2), fsync(2) NOTES).
-  return FsyncDir(dir);
+  return durable_ ? FsyncDir(dir) : absl::OkStatus();
 }
 
 absl::StatusOr<Digest> Ingest::Commit(const Digest& expected_digest, int64_t expected_size) {

@@ -71,6 +71,11 @@ class Ingest {
   // Appends `chunk` and hashes it.
   absl::Status Write(absl::string_view chunk);
   int64_t written() const { return written_; }
+  // Without durability Commit skips its fsyncs: for a caller that flushes the
+  // file system (syncfs) before anything durable refers to the blob, as a pull
+  // does once for all its layers. A blob committed so may be lost to a power
+  // cut; the garbage collection at open removes what no image refers to.
+  void set_durable(bool durable) { durable_ = durable; }
   const std::string& temp_path() const { return temp_path_; }
 
   // Verifies what was written against `expected_digest` and, unless it is
@@ -95,6 +100,7 @@ class Ingest {
   std::string root_;
   std::string temp_path_;
   UniqueFd fd_;  // invalid once committed or aborted
+  bool durable_ = true;
   Hasher hasher_;
   int64_t written_ = 0;
 };

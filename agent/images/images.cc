@@ -208,6 +208,8 @@ absl::Status ImageManager::FetchBlob(RegistryClient& client, const std::string& 
   absl::Status s = [&]() -> absl::Status {
     if (store_.Has(blob.digest)) return absl::OkStatus();  // another pull brought it
     BERTH_ASSIGN_OR_RETURN(Ingest ingest, store_.BeginIngest(blob.digest.algorithm()));
+    // Finish's one syncfs makes it durable before the image is recorded.
+    ingest.set_durable(false);
     absl::Status write;
     BERTH_RETURN_IF_ERROR(client.FetchBlob(repo, key, [&](absl::string_view chunk) {
       write = ingest.Write(chunk);

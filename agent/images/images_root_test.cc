@@ -75,10 +75,15 @@ class ImagesTest : public ::testing::Test {
     return tgz.ok() ? *tgz : "";
   }
 
+  // Debian's busybox-static plus a few files of our own.
   std::string Base() {
-    return Layer("base", {Dir("bin"), File("bin/hello", "#!/bin/sh\necho hi\n", 0755), Dir("etc"),
-                          File("etc/a", "a\n"), File("etc/b", "b\n"), Dir("dir"),
-                          File("dir/x", "x\n"), File("dir/keep", "k\n")});
+    absl::StatusOr<std::string> busybox = ReadFile("/bin/busybox");
+    EXPECT_THAT(busybox, IsOk());
+    return Layer("base",
+                 {Dir("bin"), File("bin/busybox", busybox.ok() ? *busybox : "", 0755),
+                  Symlink("bin/sh", "busybox"), File("bin/hello", "#!/bin/sh\necho hi\n", 0755),
+                  Dir("etc"), File("etc/a", "a\n"), File("etc/b", "b\n"), Dir("dir"),
+                  File("dir/x", "x\n"), File("dir/keep", "k\n")});
   }
   // Deletes etc/a and makes dir opaque with only y in it.
   std::string Upper() {
@@ -129,6 +134,10 @@ TEST_F(ImagesTest, PullByTagAndByDigestAndTheOverlayShowsExactlyTheLayers) {
 
   const std::string root = Mount(*b);
   EXPECT_TRUE(Exists(root + "/bin/hello"));
+  EXPECT_TRUE(Exists(root + "/bin/busybox"));
+  char target[64] = {};
+  EXPECT_EQ(readlink((root + "/bin/sh").c_str(), target, sizeof(target) - 1), 7);
+  EXPECT_STREQ(target, "busybox");
   EXPECT_TRUE(Exists(root + "/etc/b"));
   EXPECT_FALSE(Exists(root + "/etc/a"));  // deleted by the upper layer
   absl::StatusOr<std::vector<std::string>> dir = ListDir(root + "/dir");

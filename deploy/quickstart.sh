@@ -9,6 +9,9 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build "$top/build" -j "$(nproc)" --target berthd berth-shim
 install -m 0755 "$top/build/bin/berthd" "$top/build/bin/berth-shim" /usr/local/bin/
+# The demo image, docker.io/berth/demo:latest, from busybox-static: no network needed.
+demo=/usr/local/share/berth/demo-image
+"$top/deploy/demo-image.sh" "$demo"
 
 if [ -d /run/systemd/system ]; then
   install -m 0644 "$top/deploy/systemd/berthd.service" /etc/systemd/system/berthd.service
@@ -23,7 +26,7 @@ else
     kill -TERM "$pid"
     while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
   fi
-  nohup /usr/local/bin/berthd >>/var/log/berthd.log 2>&1 &
+  nohup /usr/local/bin/berthd --import="$demo" >>/var/log/berthd.log 2>&1 &
   for _ in $(seq 100); do [ -S /run/berth/berth.sock ] && break; sleep 0.1; done
   echo "berthd is running (pid $!): log in /var/log/berthd.log"
 fi

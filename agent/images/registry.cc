@@ -215,7 +215,12 @@ absl::StatusOr<RegistryClient::Response> RegistryClient::Perform(
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
-  if (!endpoint_.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, endpoint_.ca_file.c_str());
+  if (!endpoint_.ca_file.empty()) {
+    // The registry's own CA on top of the system store (CAINFO alone would
+    // replace the bundle; OpenSSL reads CAPATH as well).
+    curl_easy_setopt(c, CURLOPT_CAINFO, endpoint_.ca_file.c_str());
+    curl_easy_setopt(c, CURLOPT_CAPATH, "/etc/ssl/certs");
+  }
   if (endpoint_.skip_verify) {
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);

@@ -9,6 +9,7 @@
 
 #include <future>
 #include <random>
+#include <semaphore>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -21,6 +22,7 @@
 #include "os/files.h"
 #include "os/log.h"
 #include "os/status.h"
+#include "os/unique_fd.h"
 
 namespace berth::images {
 
@@ -197,12 +199,16 @@ absl::StatusOr<ImageRecord> ImageManager::PullFrom(RegistryClient& client, const
   std::vector<std::string> names;
   if (!ref.tag().empty()) names.push_back(ref.RepoTag());
   names.push_back(absl::StrCat(ref.Name(), "@", digest.string()));
-  return Finish(digest, manifest, names,
-                [&](size_t i) { return FetchBlob(client, repo, manifest.layers[i]); });
+  return Finish(digest, manifest, names, [&](size_t i, auto* tee, bool* streamed) {
+    return FetchBlob(client, repo, manifest.layers[i], tee, streamed);
+  });
 }
 
 absl::Status ImageManager::FetchBlob(RegistryClient& client, const std::string& repo,
-                                     const Descriptor& blob) {
+                                     const Descriptor& blob,
+                                     const std::function<bool(absl::string_view)>* tee,
+                                     bool* streamed) {
+  if (streamed != nullptr) *streamed = false;
   const std::string key = blob.digest.string();
   Claim(key);
   absl::Status s = [&]() -> absl::Status {
@@ -213,6 +219,10 @@ absl::Status ImageManager::FetchBlob(RegistryClient& client, const std::string& 
     absl::Status write;
     BERTH_RETURN_IF_ERROR(client.FetchBlob(repo, key, [&](absl::string_view chunk) {
       write = ingest.Write(chunk);
+      if (write.ok() && tee != nullptr) {
+        if (streamed != nullptr) *streamed = true;
+        if (!(*tee)(chunk)) write = absl::AbortedError("the layer's unpacker stopped reading");
+      }
       return write.ok();
     }));
     BERTH_RETURN_IF_ERROR(write);
@@ -223,10 +233,62 @@ absl::Status ImageManager::FetchBlob(RegistryClient& client, const std::string& 
   return s;
 }
 
+namespace {
+// Layers of one pull fetched and unpacked at once: enough to keep a core busy
+// decompressing while another downloads, few enough not to flood a registry.
+constexpr std::ptrdiff_t kParallelLayers = 3;
+}  // namespace
+
+absl::Status ImageManager::FetchAndUnpack(
+    const Descriptor& blob, const std::string& tmp,
+    const std::function<absl::Status(const std::function<bool(absl::string_view)>*, bool*)>&
+        fetch) {
+  const std::string what = absl::StrCat("layer ", blob.digest.string());
+  if (tmp.empty()) return fetch(nullptr, nullptr);  // unpacked already
+  auto from_store = [&] {
+    return Annotate(UnpackLayer(store_.Path(blob.digest), tmp).status(), what);
+  };
+  if (store_.Has(blob.digest)) return from_store();
+  // Unpack while it downloads: the bytes go to the store (verified at commit)
+  // and through a pipe to the unpacker. On a digest mismatch the pull fails
+  // and the tmp dir goes with it.
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe2");
+  UniqueFd read_end(p[0]), write_end(p[1]);
+  std::future<absl::Status> unpacked = std::async(std::launch::async, [&, fd = read_end.get()] {
+    absl::StatusOr<UnpackStats> u = UnpackLayer(absl::StrCat("/proc/self/fd/", fd), tmp);
+    // Whatever the unpacker left unread (tar padding, or everything after an
+    // error) is drained, so the download never blocks on a full pipe.
+    char sink[65536];
+    while (read(fd, sink, sizeof(sink)) > 0) {
+    }
+    return Annotate(u.status(), what);
+  });
+  std::function<bool(absl::string_view)> tee = [&](absl::string_view chunk) {
+    while (!chunk.empty()) {
+      ssize_t w = write(write_end.get(), chunk.data(), chunk.size());
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) return false;
+      chunk.remove_prefix(static_cast<size_t>(w));
+    }
+    return true;
+  };
+  bool streamed = false;
+  absl::Status fetched = fetch(&tee, &streamed);
+  write_end.reset();  // EOF for the unpacker
+  absl::Status u = unpacked.get();
+  BERTH_RETURN_IF_ERROR(fetched);
+  if (streamed) return u;
+  // Another pull stored the blob first: unpack it from the store instead.
+  BERTH_RETURN_IF_ERROR(RemoveTree(tmp));
+  if (mkdir(tmp.c_str(), 0755) != 0) return ErrnoStatus(errno, "mkdir", tmp);
+  return from_store();
+}
+
 absl::StatusOr<ImageRecord> ImageManager::Finish(const Digest& manifest_digest,
                                                  const Manifest& manifest,
                                                  const std::vector<std::string>& names,
-                                                 const std::function<absl::Status(size_t)>& fetch) {
+                                                 const FetchLayer& fetch) {
   ImageRecord r;
   r.id = manifest.config.digest.string();
   r.manifest_digest = manifest_digest.string();
@@ -242,16 +304,17 @@ absl::StatusOr<ImageRecord> ImageManager::Finish(const Digest& manifest_digest,
   // Layer i unpacks into a temp dir on its own thread while layer i+1 downloads.
   // Each chain id is claimed until its dir has its final name, so two pulls
   // never unpack the same layer (claims go base first: no lock cycles).
+  // Every chain id is claimed up front, base first (no lock cycles between
+  // pulls), and held until its dir has its final name, so two pulls never
+  // unpack the same layer.
   struct Staged {
     std::string tmp;  // "" when the layer was already there
-    std::future<absl::Status> done;
+    absl::Status status;
   };
   std::vector<Staged> staged(n);
   std::vector<std::string> claimed;
   absl::Status status;
   for (size_t i = 0; i < n && status.ok(); ++i) {
-    status = fetch(i);
-    if (!status.ok()) break;
     const std::string key = chain[i].string();
     Claim(key);
     claimed.push_back(key);
@@ -261,18 +324,24 @@ absl::StatusOr<ImageRecord> ImageManager::Finish(const Digest& manifest_digest,
     if (mkdir(staged[i].tmp.c_str(), 0755) != 0) {
       status = ErrnoStatus(errno, "mkdir", staged[i].tmp);
       staged[i].tmp.clear();
-      break;
     }
-    staged[i].done = std::async(std::launch::async, [this, &manifest, &staged, i] {
-      absl::StatusOr<UnpackStats> u =
-          UnpackLayer(store_.Path(manifest.layers[i].digest), staged[i].tmp);
-      return Annotate(u.status(), absl::StrCat("layer ", manifest.layers[i].digest.string()));
-    });
   }
-  for (Staged& s : staged) {
-    if (s.done.valid()) {
-      absl::Status u = s.done.get();
-      if (status.ok()) status = u;
+  // Layers download in parallel (a few at a time), each unpacked as it arrives.
+  if (status.ok()) {
+    std::counting_semaphore<> slots(kParallelLayers);
+    std::vector<std::future<void>> jobs;
+    for (size_t i = 0; i < n; ++i) {
+      jobs.push_back(std::async(std::launch::async, [&, i] {
+        slots.acquire();
+        staged[i].status =
+            FetchAndUnpack(manifest.layers[i], staged[i].tmp,
+                           [&](auto* tee, bool* streamed) { return fetch(i, tee, streamed); });
+        slots.release();
+      }));
+    }
+    for (std::future<void>& j : jobs) j.get();
+    for (const Staged& st : staged) {
+      if (status.ok()) status = st.status;
     }
   }
   if (status.ok()) {
@@ -508,7 +577,9 @@ absl::StatusOr<std::vector<ImageRecord>> ImageManager::ImportOciLayout(const std
     BERTH_RETURN_IF_ERROR(copy(manifest.config));
     std::vector<std::string> names = {ref.RepoTag(),
                                       absl::StrCat(ref.Name(), "@", m.digest.string())};
-    BERTH_ASSIGN_OR_RETURN(ImageRecord r, Finish(m.digest, manifest, names, [&](size_t i) {
+    BERTH_ASSIGN_OR_RETURN(ImageRecord r,
+                           Finish(m.digest, manifest, names, [&](size_t i, auto*, bool* streamed) {
+                             *streamed = false;
                              return copy(manifest.layers[i]);
                            }));
     out.push_back(std::move(r));

@@ -90,13 +90,27 @@ class ImageManager {
   // Blobs and layer dirs no image names; ingests older than `ingest_age`.
   absl::Status CollectGarbage(absl::Duration ingest_age);
   absl::StatusOr<ImageRecord> PullFrom(RegistryClient& client, const Reference& ref);
-  absl::Status FetchBlob(RegistryClient& client, const std::string& repo, const Descriptor& blob);
-  // With the manifest and config in the store: brings each layer blob in with
-  // `fetch(i)`, unpacking layer i on its own thread while layer i+1 downloads;
-  // then one syncfs, the layer dirs renamed into place, and the record saved.
+  // Downloads `blob` into the store unless it is there; every chunk also goes
+  // to `tee` when given (the streaming unpacker). *streamed says whether it did.
+  absl::Status FetchBlob(RegistryClient& client, const std::string& repo, const Descriptor& blob,
+                         const std::function<bool(absl::string_view)>* tee = nullptr,
+                         bool* streamed = nullptr);
+  // Brings layer blob i into the store; chunks also go to `tee` if it is not
+  // null (and *streamed says whether they did).
+  using FetchLayer = std::function<absl::Status(
+      size_t i, const std::function<bool(absl::string_view)>* tee, bool* streamed)>;
+  // With the manifest and config in the store: brings the layer blobs in with
+  // `fetch`, a few in parallel, each unpacked as it arrives (a pipe into the
+  // unpacker's thread) or from the store when it was already there; then one
+  // syncfs, the layer dirs renamed into place, and the record saved.
   absl::StatusOr<ImageRecord> Finish(const Digest& manifest_digest, const Manifest& manifest,
                                      const std::vector<std::string>& names,
-                                     const std::function<absl::Status(size_t)>& fetch);
+                                     const FetchLayer& fetch);
+  // One layer: fetched (and, with `tmp`, unpacked into it, streaming).
+  absl::Status FetchAndUnpack(
+      const Descriptor& blob, const std::string& tmp,
+      const std::function<absl::Status(const std::function<bool(absl::string_view)>*, bool*)>&
+          fetch);
   absl::Status Save(const ImageRecord& image);
   std::string LayerDir(const std::string& chain_id) const;
   // Waits while another thread works on `key`, then marks it ours; Done releases.

@@ -40,26 +40,20 @@
 #include "agent/store/db.h"
 #include "os/files.h"
 
-extern char** environ;
+#include "bench/bench_support.h"
+
 
 namespace berth {
 namespace {
 
 namespace fs = std::filesystem;
+using bench::Figures;
+using bench::Run;
+using bench::TimeMs;
 using images::testing::LayerEntry;
 
 constexpr double kMB = 1e6;
 constexpr char kRepo[] = "bench/big";
-
-struct Figures {
-  std::string name;
-  std::vector<double> ms;
-  double Pct(double p) const {
-    std::vector<double> s = ms;
-    std::sort(s.begin(), s.end());
-    return s[std::min(s.size() - 1, static_cast<size_t>(p * s.size()))];
-  }
-};
 
 // What Die must not leave behind: the registry process and the temp dir.
 std::unique_ptr<images::testing::TestRegistry> g_registry;
@@ -78,31 +72,7 @@ T Must(absl::StatusOr<T> v, const std::string& what) {
   return *std::move(v);
 }
 
-double TimeMs(const std::function<void()>& f) {
-  auto t0 = std::chrono::steady_clock::now();
-  f();
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
-
 // posix_spawn + waitpid, stdin/stdout to /dev/null, stderr to `err`.
-int Run(const std::vector<std::string>& args, const std::string& err = "/dev/null") {
-  std::vector<char*> argv;
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  pid_t pid;
-  int rc = posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  if (rc != 0) Die("posix_spawn " + args[0] + ": " + strerror(rc));
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-}
 
 std::string Slurp(const std::string& path) {
   absl::StatusOr<std::string> text = ReadFile(path);

@@ -1,0 +1,25 @@
+// What the benchmark programs share: timing, percentiles, running a peer's
+// command (crun, skopeo, tar) the same way each time.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace berth::bench {
+
+// One row of a results table: a name and its samples in milliseconds.
+struct Figures {
+  std::string name;
+  std::vector<double> ms;
+  // The p-quantile (0.5 = median), nearest rank.
+  double Pct(double p) const;
+};
+
+double TimeMs(const std::function<void()>& f);
+
+// posix_spawn + waitpid of args[0] (a path), stdin and stdout on /dev/null,
+// stderr to `err`. The exit code, 128+signal, or -1 when it cannot start.
+int Run(const std::vector<std::string>& args, const std::string& err = "/dev/null");
+
+}  // namespace berth::bench

@@ -237,6 +237,8 @@ namespace {
 // Layers of one pull fetched and unpacked at once: enough to keep a core busy
 // decompressing while another downloads, few enough not to flood a registry.
 constexpr std::ptrdiff_t kParallelLayers = 3;
+// Unpack from the pipe as bytes arrive (false: from the store once downloaded).
+constexpr bool kStreamLayers = true;
 }  // namespace
 
 absl::Status ImageManager::FetchAndUnpack(
@@ -248,13 +250,18 @@ absl::Status ImageManager::FetchAndUnpack(
   auto from_store = [&] {
     return Annotate(UnpackLayer(store_.Path(blob.digest), tmp).status(), what);
   };
-  if (store_.Has(blob.digest)) return from_store();
+  if (store_.Has(blob.digest) || !kStreamLayers) {
+    BERTH_RETURN_IF_ERROR(fetch(nullptr, nullptr));
+    return from_store();
+  }
   // Unpack while it downloads: the bytes go to the store (verified at commit)
   // and through a pipe to the unpacker. On a digest mismatch the pull fails
   // and the tmp dir goes with it.
   int p[2];
   if (pipe2(p, O_CLOEXEC) != 0) return ErrnoStatus(errno, "pipe2");
   UniqueFd read_end(p[0]), write_end(p[1]);
+  // A bigger pipe: fewer wake-ups between the downloader and the unpacker.
+  fcntl(write_end.get(), F_SETPIPE_SZ, 1 << 20);
   std::future<absl::Status> unpacked = std::async(std::launch::async, [&, fd = read_end.get()] {
     absl::StatusOr<UnpackStats> u = UnpackLayer(absl::StrCat("/proc/self/fd/", fd), tmp);
     // Whatever the unpacker left unread (tar padding, or everything after an

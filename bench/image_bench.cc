@@ -42,7 +42,6 @@
 
 #include "bench/bench_support.h"
 
-
 namespace berth {
 namespace {
 

@@ -41,7 +41,6 @@
 
 #include "bench/bench_support.h"
 
-
 namespace berth {
 namespace {
 

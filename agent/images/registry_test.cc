@@ -20,10 +20,9 @@ TEST(ParseAuthChallengeTest, DockerHubBearer) {
       R"(scope="repository:library/busybox:pull")");
   ASSERT_THAT(c, IsOk());
   EXPECT_EQ(c->scheme, "bearer");
-  EXPECT_THAT(c->params, UnorderedElementsAre(
-                             Pair("realm", "https://auth.docker.io/token"),
-                             Pair("service", "registry.docker.io"),
-                             Pair("scope", "repository:library/busybox:pull")));
+  EXPECT_THAT(c->params, UnorderedElementsAre(Pair("realm", "https://auth.docker.io/token"),
+                                              Pair("service", "registry.docker.io"),
+                                              Pair("scope", "repository:library/busybox:pull")));
 }
 
 TEST(ParseAuthChallengeTest, BasicWithSpacesEscapesAndTokens) {

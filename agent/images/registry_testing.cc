@@ -166,6 +166,29 @@ TestRegistry::~TestRegistry() {
   if (token_thread_.joinable()) token_thread_.join();
 }
 
+absl::StatusOr<std::string> TestRegistry::MintToken(const std::string& scope,
+                                                    const std::string& subject) {
+  // "repository:<name>:<actions>" -> the registry's access claim.
+  std::vector<std::string> parts = absl::StrSplit(scope, ':');
+  nlohmann::json access = nlohmann::json::array();
+  if (parts.size() == 3 && parts[0] == "repository") {
+    access.push_back(
+        {{"type", "repository"}, {"name", parts[1]}, {"actions", absl::StrSplit(parts[2], ',')}});
+  }
+  int64_t now = time(nullptr);
+  nlohmann::json claims = {{"iss", kIssuer},
+                           {"sub", subject},
+                           {"aud", kService},
+                           {"exp", now + 300},
+                           {"nbf", now - 10},
+                           {"iat", now},
+                           {"jti", absl::StrCat(subject, "-", now, "-", ++jti_)},
+                           {"access", access}};
+  const std::string input = jwt_header_b64_ + "." + absl::WebSafeBase64Escape(claims.dump());
+  BERTH_ASSIGN_OR_RETURN(std::string sig, SignRs256(key_path_, input));
+  return input + "." + sig;
+}
+
 void TestRegistry::ServeTokens() {
   while (!stop_) {
     int fd = accept4(token_listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
@@ -189,28 +212,11 @@ void TestRegistry::ServeTokens() {
       scope.assign(un, static_cast<size_t>(n));
       curl_free(un);
     }
-    std::vector<std::string> parts = absl::StrSplit(scope, ':');
-    nlohmann::json access = nlohmann::json::array();
-    if (parts.size() == 3 && parts[0] == "repository") {
-      access.push_back(
-          {{"type", "repository"}, {"name", parts[1]}, {"actions", absl::StrSplit(parts[2], ',')}});
-    }
-    int64_t now = time(nullptr);
-    nlohmann::json claims = {{"iss", kIssuer},
-                             {"sub", "anonymous"},
-                             {"aud", kService},
-                             {"exp", now + 300},
-                             {"nbf", now - 10},
-                             {"iat", now},
-                             {"jti", absl::StrCat(now, "-", token_requests_.load())},
-                             {"access", access}};
-    const std::string input = jwt_header_b64_ + "." + absl::WebSafeBase64Escape(claims.dump());
-    absl::StatusOr<std::string> sig = SignRs256(key_path_, input);
+    absl::StatusOr<std::string> token = MintToken(scope, "anonymous");
     std::string body =
-        sig.ok() ? nlohmann::json({{"token", input + "." + *sig}, {"expires_in", 300}}).dump()
-                 : "{}";
+        token.ok() ? nlohmann::json({{"token", *token}, {"expires_in", 300}}).dump() : "{}";
     std::string response = absl::StrCat(
-        "HTTP/1.1 ", sig.ok() ? "200 OK" : "500 Internal Server Error",
+        "HTTP/1.1 ", token.ok() ? "200 OK" : "500 Internal Server Error",
         "\r\nContent-Type: application/json\r\nConnection: close\r\nContent-Length: ", body.size(),
         "\r\n\r\n", body);
     (void)!write(fd, response.data(), response.size());
@@ -231,19 +237,9 @@ absl::Status TestRegistry::Request(const std::string& method, const std::string&
     for (const char* cut : {"/blobs/", "/manifests/"}) {
       if (size_t p = repo.find(cut); p != std::string::npos) repo = repo.substr(0, p);
     }
-    int64_t now = time(nullptr);
-    nlohmann::json claims = {
-        {"iss", kIssuer},
-        {"sub", "pusher"},
-        {"aud", kService},
-        {"exp", now + 300},
-        {"nbf", now - 10},
-        {"iat", now},
-        {"jti", absl::StrCat("push-", now, "-", rand())},
-        {"access", {{{"type", "repository"}, {"name", repo}, {"actions", {"pull", "push"}}}}}};
-    const std::string input = jwt_header_b64_ + "." + absl::WebSafeBase64Escape(claims.dump());
-    BERTH_ASSIGN_OR_RETURN(std::string sig, SignRs256(key_path_, input));
-    headers = curl_slist_append(headers, ("Authorization: Bearer " + input + "." + sig).c_str());
+    BERTH_ASSIGN_OR_RETURN(std::string token,
+                           MintToken(absl::StrCat("repository:", repo, ":pull,push"), "pusher"));
+    headers = curl_slist_append(headers, ("Authorization: Bearer " + token).c_str());
   }
   std::string response;
   std::vector<std::string> response_headers;

@@ -67,6 +67,8 @@ class TestRegistry {
                        const std::string& content_type, const std::string& body, long want,
                        std::string* location, std::string* digest);
   void ServeTokens();
+  // A JWT for `scope` ("repository:<name>:<actions>"), signed as the registry expects.
+  absl::StatusOr<std::string> MintToken(const std::string& scope, const std::string& subject);
 
   int port_ = 0;
   pid_t pid_ = -1;
@@ -79,6 +81,7 @@ class TestRegistry {
   std::thread token_thread_;
   std::atomic<bool> stop_{false};
   std::atomic<int> token_requests_{0};
+  std::atomic<int> jti_{0};
 };
 
 }  // namespace berth::images::testing

@@ -17,3 +17,9 @@ echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+# docker-registry is here for the tests (a registry they start on loopback
+# themselves); its package would also enable a registry service on :5000.
+# When we are the ones who installed it, that service is switched off again.
+if [[ " ${missing[*]} " == *" docker-registry "* ]] && [ -d /run/systemd/system ]; then
+  systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
+fi

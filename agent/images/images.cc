@@ -237,8 +237,6 @@ namespace {
 // Layers of one pull fetched and unpacked at once: enough to keep a core busy
 // decompressing while another downloads, few enough not to flood a registry.
 constexpr std::ptrdiff_t kParallelLayers = 3;
-// Unpack from the pipe as bytes arrive (false: from the store once downloaded).
-constexpr bool kStreamLayers = true;
 }  // namespace
 
 absl::Status ImageManager::FetchAndUnpack(
@@ -250,10 +248,7 @@ absl::Status ImageManager::FetchAndUnpack(
   auto from_store = [&] {
     return Annotate(UnpackLayer(store_.Path(blob.digest), tmp).status(), what);
   };
-  if (store_.Has(blob.digest) || !kStreamLayers) {
-    BERTH_RETURN_IF_ERROR(fetch(nullptr, nullptr));
-    return from_store();
-  }
+  if (store_.Has(blob.digest)) return from_store();
   // Unpack while it downloads: the bytes go to the store (verified at commit)
   // and through a pipe to the unpacker. On a digest mismatch the pull fails
   // and the tmp dir goes with it.

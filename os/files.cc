@@ -1,4 +1,5 @@
 #include "os/files.h"
+#include <ftw.h>
 
 #include <dirent.h>
 
@@ -131,6 +132,25 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view byte
   if (durable && fsync(fd.get()) != 0) return ErrnoStatus(errno, "fsync", tmp);
   if (rename(tmp.c_str(), path.c_str()) != 0) return ErrnoStatus(errno, "rename", tmp);
   return absl::OkStatus();
+}
+
+}  // namespace berth
+
+namespace berth {
+namespace {
+
+int RemoveEntry(const char* path, const struct stat*, int type, struct FTW*) {
+  int rc = (type == FTW_DP) ? rmdir(path) : unlink(path);
+  return rc == 0 || errno == ENOENT ? 0 : errno;
+}
+
+}  // namespace
+
+absl::Status RemoveTree(const std::string& path) {
+  int rc = nftw(path.c_str(), RemoveEntry, 16, FTW_PHYS | FTW_MOUNT | FTW_DEPTH);
+  if (rc == 0) return absl::OkStatus();
+  if (rc == -1 && errno == ENOENT) return absl::OkStatus();
+  return ErrnoStatus(rc > 0 ? rc : errno, "remove", path);
 }
 
 }  // namespace berth

@@ -37,6 +37,12 @@ absl::StatusOr<SocketProbe> ProbeUnixSocket(absl::string_view path);
 // Reads a whole (small) file.
 absl::StatusOr<std::string> ReadFile(absl::string_view path);
 
+// Removes `path` and everything under it, never following a symlink nor
+// descending into another mount (nftw(3) FTW_PHYS|FTW_MOUNT|FTW_DEPTH); a mount
+// point found inside makes it fail (EBUSY) rather than removing what the mount
+// shows. OK when `path` does not exist.
+absl::Status RemoveTree(const std::string& path);
+
 // The names in directory `path`, without "." and "..", sorted.
 absl::StatusOr<std::vector<std::string>> ListDir(const std::string& path);
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "shim/pin.h"
 #include "shim/v1/shim.pb.h"
 
 namespace berth::shim {
@@ -53,5 +54,44 @@ absl::StatusOr<int> ReapShim(pid_t shim_pid);
 // default capability set; PATH.
 v1::ContainerSpec DefaultSpec(const std::string& id, const std::string& root,
                               const std::vector<std::string>& args);
+
+// A pod sandbox (shim/pin.h). PinOptions comes from shim/pin.h:
+//   struct PinOptions { std::string dir; bool net, ipc, uts; std::string hostname;
+//                       std::vector<std::pair<std::string, std::string>> sysctls; };
+//
+// Runs `shim_path --pin-namespaces ...` (posix_spawn, so nothing runs in a forked
+// copy of a multi-threaded caller) and waits for it. Every sysctl is checked with
+// CheckSandboxSysctl first, so a refused one never spawns anything. Errors carry
+// the helper's stderr line: INVALID_ARGUMENT when it exits 2 (the input was
+// refused: a sysctl the kernel lacks or a value it rejects, ...), INTERNAL
+// otherwise. On error nothing is left mounted under options.dir.
+absl::Status PinNamespaces(const std::string& shim_path, const PinOptions& options);
+
+// Unmounts (MNT_DETACH) and removes <dir>/net, ipc, uts, then rmdirs <dir>.
+// Idempotent: whatever is already gone is fine.
+absl::Status UnpinNamespaces(const std::string& dir);
+
+// The pause container of a pod that shares one PID namespace. Each path, when
+// not empty, is a namespace to join (a pin under /run/berth/sandboxes/<id>/ns/);
+// an empty one leaves pause in the host's (a host-network pod, say).
+struct PauseOptions {
+  std::string net_ns, ipc_ns, uts_ns;
+  std::string cgroup_path;  // as ContainerSpec.cgroup_path; empty: none
+};
+
+// Makes <bundle>/rootfs a minimal root (empty /proc and /dev mount points, and
+// `pause`: `shim_path` bind-mounted read-only), then runs it as a container
+// (new PID and mount namespaces, /proc and a /dev tmpfs only, no capabilities,
+// no_new_privileges, read-only root, args {"/pause"}) and starts it. The
+// returned shim is the caller's child, as with LaunchShim; pause's PID
+// namespace is /proc/<init_pid>/ns/pid. <bundle>/rootfs must not exist yet. On
+// error nothing is left running or mounted.
+absl::StatusOr<LaunchedShim> LaunchPause(const std::string& shim_path, const std::string& bundle,
+                                         const PauseOptions& options);
+
+// After the pause shim is deleted (or at any time: its container keeps its own
+// copy of the mount): unmounts <bundle>/rootfs/pause and removes the rootfs.
+// Idempotent.
+absl::Status RemovePauseRoot(const std::string& bundle);
 
 }  // namespace berth::shim

@@ -1,4 +1,9 @@
 // berth-shim --bundle <dir> [--ready-fd <n>]
+// berth-shim --pin-namespaces <dir> [--net] [--ipc] [--uts] [--hostname NAME] [--sysctl K=V]...
+// berth-shim --pause   (or called as "pause")
+//
+// The last two are a pod sandbox's helpers (shim/pin.h): pin new namespaces
+// under <dir> and exit, or be the PID 1 of a pod's shared PID namespace.
 //
 // Reads <dir>/spec.pb (a berth.shim.v1.ContainerSpec), creates the container,
 // writes a CreateResult to the ready fd, then serves <dir>/shim.sock until a
@@ -17,6 +22,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -27,7 +33,9 @@
 #include "os/files.h"
 #include "os/log.h"
 #include "os/status.h"
+#include "os/unix_socket.h"
 #include "shim/container.h"
+#include "shim/pin.h"
 #include "shim/protocol.h"
 #include "shim/server.h"
 
@@ -54,17 +62,11 @@ bool ParseArgs(int argc, char** argv, Args* args) {
 }
 
 absl::StatusOr<UniqueFd> Listen(const std::string& path) {
-  struct sockaddr_un addr = {};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) {
-    return absl::InvalidArgumentError(absl::StrCat("socket path `", path, "` is longer than ",
-                                                   sizeof(addr.sun_path) - 1, " bytes"));
-  }
-  memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  BERTH_ASSIGN_OR_RETURN(UnixAddress addr, UnixAddress::For(path));  // any length
   UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return ErrnoStatus(errno, "socket");
   unlink(path.c_str());
-  if (bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+  if (bind(fd.get(), addr.sockaddr(), addr.length()) != 0) {
     return ErrnoStatus(errno, "bind", path);
   }
   chmod(path.c_str(), 0600);
@@ -107,7 +109,28 @@ absl::StatusOr<Server*> Prepare(const Args& args) {
   return new Server(std::move(options), *std::move(c), std::move(log), std::move(listener));
 }
 
+bool IsPause(int argc, char** argv) {
+  if (argc >= 2 && strcmp(argv[1], "--pause") == 0) return true;
+  if (argc < 1 || argv[0] == nullptr) return false;
+  const char* slash = strrchr(argv[0], '/');
+  return strcmp(slash == nullptr ? argv[0] : slash + 1, "pause") == 0;
+}
+
+// --pin-namespaces: exit 0 done, 2 invalid input, 1 anything else (shim/pin.h).
+int PinMain(int argc, char** argv) {
+  syscall(SYS_close_range, 3, ~0U, 0);  // only our own fds
+  absl::StatusOr<PinOptions> options = ParsePinArgs(argc, argv);
+  absl::Status s = options.ok() ? RunPin(*options) : options.status();
+  if (s.ok()) return 0;
+  std::string message(s.message());
+  std::replace(message.begin(), message.end(), '\n', ' ');  // one line
+  fprintf(stderr, "berth-shim: %s\n", message.c_str());
+  return s.code() == absl::StatusCode::kInvalidArgument ? 2 : 1;
+}
+
 int Main(int argc, char** argv) {
+  if (IsPause(argc, argv)) RunPause();
+  if (argc >= 2 && strcmp(argv[1], "--pin-namespaces") == 0) return PinMain(argc, argv);
   Args args;
   if (!ParseArgs(argc, argv, &args)) {
     fprintf(stderr, "usage: berth-shim --bundle <absolute dir> [--ready-fd <n>]\n");

@@ -1,0 +1,16 @@
+# CRI ContainerConfig + sandbox + image -> the shim's ContainerSpec (container_spec.h):
+# pure translation plus reads of the image's /etc/passwd, /etc/group and of
+# seccomp profiles. One source file per concern (container_spec_internal.h).
+berth_cc_library(
+  NAME container_spec
+  SRCS container_spec.cc container_spec_user.cc container_spec_security.cc
+       container_spec_mounts.cc container_spec_resources.cc container_spec_signal.cc
+  HDRS container_spec.h container_spec_internal.h
+  DEPS berth::cri_v1_proto berth::shim_v1_proto berth::shim_client berth::images berth::seccomp
+       berth::os absl::strings absl::status absl::statusor)
+
+berth_cc_test(NAME container_spec_test
+  SRCS container_spec_test.cc container_spec_user_test.cc container_spec_security_test.cc
+       container_spec_mounts_test.cc container_spec_resources_test.cc
+       container_spec_signal_test.cc
+  DEPS berth::container_spec berth::test_support)

@@ -8,6 +8,8 @@
 
 #include <grpc/support/log.h>
 
+#include "absl/debugging/failure_signal_handler.h"
+#include "absl/debugging/symbolize.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
@@ -20,6 +22,8 @@ ABSL_FLAG(std::string, socket, "/run/berth/berth.sock", "unix socket to serve CR
 ABSL_FLAG(std::string, root, "/var/lib/berth", "directory for durable state");
 ABSL_FLAG(std::string, state_dir, "/run/berth", "directory for runtime state (lost on reboot)");
 ABSL_FLAG(std::string, shim_path, "", "berth-shim binary (default: beside berthd)");
+ABSL_FLAG(std::string, cgroup_root, "/berth",
+          "cgroup (absolute, cgroupfs) under which pods without a cgroup_parent get theirs");
 ABSL_FLAG(std::string, listen, "",
           "HOST:PORT for remote controllers; needs --tls-cert, --tls-key, --tls-client-ca");
 ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate chain for --listen");
@@ -62,6 +66,7 @@ int Run() {
   o.root_dir = absl::GetFlag(FLAGS_root);
   o.state_dir = absl::GetFlag(FLAGS_state_dir);
   o.shim_path = absl::GetFlag(FLAGS_shim_path);
+  o.cgroup_root = absl::GetFlag(FLAGS_cgroup_root);
   o.listen = absl::GetFlag(FLAGS_listen);
   o.tls_cert = absl::GetFlag(FLAGS_tls_cert);
   o.tls_key = absl::GetFlag(FLAGS_tls_key);
@@ -108,6 +113,9 @@ int Run() {
 }  // namespace berth
 
 int main(int argc, char** argv) {
+  // A crash prints its stack to stderr (berthd's log) before dying.
+  absl::InitializeSymbolizer(argv[0]);
+  absl::InstallFailureSignalHandler(absl::FailureSignalHandlerOptions());
   absl::SetProgramUsageMessage(
       "berthd: the Berth node agent, serving the Kubernetes CRI v1 API.\n"
       "  berthd [--socket=/run/berth/berth.sock] [--root=/var/lib/berth] "

@@ -11,6 +11,9 @@ struct AgentOptions {
   std::string root_dir = "/var/lib/berth";  // durable state
   std::string state_dir = "/run/berth";     // runtime state: gone after a reboot
   std::string shim_path;                    // empty: berth-shim beside berthd
+  // Where pod cgroups go when a sandbox gives no cgroup_parent: <cgroup_root>/<id>,
+  // absolute from each hierarchy's root.
+  std::string cgroup_root = "/berth";
   // Remote listener: mutual TLS with these three files.
   std::string listen;
   std::string tls_cert;

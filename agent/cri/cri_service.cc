@@ -1,5 +1,12 @@
 #include "agent/cri/cri_service.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <sys/wait.h>
+
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "os/cgroup/cgroup.h"
 #include "os/files.h"
 #include "os/log.h"
 #include "os/status.h"
@@ -9,20 +16,27 @@ namespace berth {
 const std::vector<std::string>& BerthSchema() {
   // Append only: a released version's SQL never changes (Database::Open runs
   // the versions a file lacks, in order).
-  static const std::vector<std::string> schema = {images::kImagesSchemaV1};
+  static const std::vector<std::string> schema = {images::kImagesSchemaV1,
+                                                  lifecycle::kRuntimeSchemaV1};
   return schema;
 }
 
 absl::StatusOr<std::unique_ptr<CriService>> CriService::Create(AgentOptions options) {
   std::unique_ptr<CriService> cri(new CriService(std::move(options)));
   const AgentOptions& o = cri->options_;
+  BERTH_RETURN_IF_ERROR(Annotate(CheckCgroupPath(o.cgroup_root), "--cgroup-root"));
+  BERTH_RETURN_IF_ERROR(MakeDirs(o.root_dir, 0711));
   BERTH_ASSIGN_OR_RETURN(store::Database db,
                          store::Database::Open(o.root_dir + "/berth.db", BerthSchema()));
   cri->db_ = std::make_unique<store::Database>(std::move(db));
+  BERTH_ASSIGN_OR_RETURN(cri->store_,
+                         lifecycle::RuntimeStore::Open(o.root_dir + "/berth.db", BerthSchema()));
   images::ImageManagerOptions io;
   io.root = o.root_dir + "/images";
   io.hosts_dir = o.registry_config_dir;
   BERTH_ASSIGN_OR_RETURN(cri->images_, images::ImageManager::Open(io, cri->db_.get()));
+  CriService* self = cri.get();
+  cri->images_->SetInUse([self](const std::string& id) { return self->registry_.ImageInUse(id); });
   for (const std::string& dir : o.import_dirs) {
     absl::StatusOr<std::vector<images::ImageRecord>> imported = cri->images_->ImportOciLayout(dir);
     if (!imported.ok()) return Annotate(imported.status(), absl::StrCat("--import ", dir));
@@ -31,7 +45,51 @@ absl::StatusOr<std::unique_ptr<CriService>> CriService::Create(AgentOptions opti
                       << dir;
     }
   }
+  cri->cgroups_ = CgroupLayout::Detect();
+  if (!cri->cgroups_.ok()) {
+    BERTH_LOG(WARNING) << "no cgroups: pods cannot run: " << cri->cgroups_.status();
+  }
+  for (const char* sub : {"/sandboxes", "/containers"}) {
+    BERTH_RETURN_IF_ERROR(MakeDirs(o.state_dir + sub, 0700));
+  }
+  BERTH_RETURN_IF_ERROR(MakeDirs(o.root_dir + "/containers", 0700));
+  cri->monitor_ = std::make_unique<lifecycle::ExitMonitor>();
+  BERTH_RETURN_IF_ERROR(Annotate(cri->Recover(), "recover sandboxes and containers"));
   return cri;
+}
+
+CriService::~CriService() {
+  // The monitor's thread calls into this object: stop it first.
+  monitor_.reset();
+}
+
+absl::StatusOr<const CgroupLayout*> CriService::Cgroups() const {
+  if (!cgroups_.ok()) return Annotate(cgroups_.status(), "cgroups");
+  return &*cgroups_;
+}
+
+void CriService::AddChild(pid_t pid) {
+  absl::MutexLock lock(&children_mu_);
+  children_.insert(pid);
+}
+
+void CriService::ReapChild(pid_t pid) {
+  {
+    absl::MutexLock lock(&children_mu_);
+    if (children_.erase(pid) == 0) return;
+  }
+  // After its delete the shim exits at once; a crashed one already has. One
+  // that does neither within 2 s is stuck: it is killed, never waited for
+  // forever.
+  for (int i = 0; i < 200; ++i) {
+    pid_t r = waitpid(pid, nullptr, WNOHANG);
+    if (r == pid || (r < 0 && errno != EINTR)) return;
+    absl::SleepFor(absl::Milliseconds(i < 20 ? 1 : 10));
+  }
+  BERTH_LOG(WARNING) << "berth-shim " << pid << " did not exit after its delete: killing it";
+  kill(pid, SIGKILL);
+  while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
 }
 
 }  // namespace berth

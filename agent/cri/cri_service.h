@@ -6,21 +6,76 @@
 // CRI semantics: https://github.com/kubernetes/cri-api/blob/master/pkg/apis/runtime/v1/api.proto
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
+#include <set>
 
 #include "absl/status/statusor.h"
 #include "agent/cri/api.h"
 #include "agent/images/images.h"
 #include "agent/options.h"
+#include "agent/runtime/events.h"
+#include "agent/runtime/monitor.h"
+#include "agent/runtime/objects.h"
+#include "agent/runtime/store.h"
 #include "agent/store/db.h"
+#include "os/cgroup/layout.h"
 
 namespace berth {
 
 class CriService {
  public:
   // Opens the state database (<root>/berth.db) and the image store
-  // (<root>/images), and imports the OCI layouts of options.import_dirs.
+  // (<root>/images), imports the OCI layouts of options.import_dirs, and
+  // recovers the sandboxes and containers of a previous run (recover.cc).
   static absl::StatusOr<std::unique_ptr<CriService>> Create(AgentOptions options);
+  ~CriService();
+
+  // Pod sandboxes (pod_sandbox_*.cc).
+  absl::StatusOr<runtime::v1::RunPodSandboxResponse> RunPodSandbox(
+      const runtime::v1::RunPodSandboxRequest& request);
+  absl::StatusOr<runtime::v1::StopPodSandboxResponse> StopPodSandbox(
+      const runtime::v1::StopPodSandboxRequest& request);
+  absl::StatusOr<runtime::v1::RemovePodSandboxResponse> RemovePodSandbox(
+      const runtime::v1::RemovePodSandboxRequest& request);
+  absl::StatusOr<runtime::v1::PodSandboxStatusResponse> PodSandboxStatus(
+      const runtime::v1::PodSandboxStatusRequest& request);
+  absl::StatusOr<runtime::v1::ListPodSandboxResponse> ListPodSandbox(
+      const runtime::v1::ListPodSandboxRequest& request);
+
+  // Containers (container_*.cc).
+  absl::StatusOr<runtime::v1::CreateContainerResponse> CreateContainer(
+      const runtime::v1::CreateContainerRequest& request);
+  absl::StatusOr<runtime::v1::StartContainerResponse> StartContainer(
+      const runtime::v1::StartContainerRequest& request);
+  absl::StatusOr<runtime::v1::StopContainerResponse> StopContainer(
+      const runtime::v1::StopContainerRequest& request);
+  absl::StatusOr<runtime::v1::RemoveContainerResponse> RemoveContainer(
+      const runtime::v1::RemoveContainerRequest& request);
+  absl::StatusOr<runtime::v1::ListContainersResponse> ListContainers(
+      const runtime::v1::ListContainersRequest& request);
+  absl::StatusOr<runtime::v1::ContainerStatusResponse> ContainerStatus(
+      const runtime::v1::ContainerStatusRequest& request);
+  absl::StatusOr<runtime::v1::UpdateContainerResourcesResponse> UpdateContainerResources(
+      const runtime::v1::UpdateContainerResourcesRequest& request);
+  absl::StatusOr<runtime::v1::ReopenContainerLogResponse> ReopenContainerLog(
+      const runtime::v1::ReopenContainerLogRequest& request);
+  absl::StatusOr<runtime::v1::ExecSyncResponse> ExecSync(
+      const runtime::v1::ExecSyncRequest& request);
+
+  // Runtime configuration (runtime_config.cc).
+  absl::StatusOr<runtime::v1::UpdateRuntimeConfigResponse> UpdateRuntimeConfig(
+      const runtime::v1::UpdateRuntimeConfigRequest& request);
+  absl::StatusOr<runtime::v1::RuntimeConfigResponse> RuntimeConfig(
+      const runtime::v1::RuntimeConfigRequest& request);
+
+  // GetContainerEvents (events.cc): sends every event through `send` until it
+  // returns false (the client went away) or `cancelled` says so.
+  absl::Status GetContainerEvents(
+      const runtime::v1::GetEventsRequest& request,
+      const std::function<bool(const runtime::v1::ContainerEventResponse&)>& send,
+      const std::function<bool()>& cancelled);
 
   absl::StatusOr<runtime::v1::VersionResponse> Version(const runtime::v1::VersionRequest& request);
   absl::StatusOr<runtime::v1::StatusResponse> Status(const runtime::v1::StatusRequest& request);
@@ -42,9 +97,52 @@ class CriService {
  private:
   explicit CriService(AgentOptions options) : options_(std::move(options)) {}
 
+  // Records (records.cc): change under the object's mu, then save; events.
+  using SandboxEdit = std::function<void(lifecycle::state::Sandbox&)>;
+  using ContainerEdit = std::function<void(lifecycle::state::Container&)>;
+  absl::Status Update(lifecycle::SandboxObject& sandbox, const SandboxEdit& edit);
+  absl::Status Update(lifecycle::ContainerObject& container, const ContainerEdit& edit);
+  lifecycle::state::Sandbox Snapshot(const lifecycle::SandboxObject& sandbox) const;
+  lifecycle::state::Container Snapshot(const lifecycle::ContainerObject& container) const;
+  void PublishContainerEvent(const std::string& container_id, const std::string& sandbox_id,
+                             runtime::v1::ContainerEventType type);
+
+  // Pieces shared by several verbs.
+  absl::Status TeardownSandbox(lifecycle::SandboxObject& sandbox);  // pod_sandbox_stop.cc
+  absl::Status DestroySandbox(lifecycle::SandboxObject& sandbox);   // pod_sandbox_remove.cc
+  absl::Status KillContainer(lifecycle::ContainerObject& container, int signal,
+                             absl::Duration timeout);                    // container_stop.cc
+  absl::Status DestroyContainer(lifecycle::ContainerObject& container);  // container_remove.cc
+  absl::Status WatchExit(const std::shared_ptr<lifecycle::ContainerObject>& container);
+  void OnExit(lifecycle::ContainerObject& container,
+              const absl::StatusOr<shim::v1::ExitStatus>& exit);  // container_exit.cc
+  absl::Status Recover();                                         // recover.cc
+
+  // The cgroup hierarchies (detected at Create); an error when there are none.
+  absl::StatusOr<const CgroupLayout*> Cgroups() const;
+  // Shims berthd launched are its children: reaped after their delete. Shims
+  // of a previous berthd are not (their parent is gone); they are no one's to
+  // wait for here.
+  void AddChild(pid_t pid);
+  void ReapChild(pid_t pid);
+
+  std::string SandboxStateDir(const std::string& id) const;
+  std::string ContainerBundle(const std::string& id) const;
+  std::string ContainerRootfsDir(const std::string& id) const;
+
   AgentOptions options_;
   std::unique_ptr<store::Database> db_;
   std::unique_ptr<images::ImageManager> images_;
+  std::unique_ptr<lifecycle::RuntimeStore> store_;
+  lifecycle::Registry registry_;
+  lifecycle::EventHub events_;
+  absl::StatusOr<CgroupLayout> cgroups_ = absl::UnavailableError("not detected yet");
+  absl::Mutex children_mu_;
+  std::set<pid_t> children_ ABSL_GUARDED_BY(children_mu_);
+  absl::Mutex config_mu_;
+  std::string pod_cidr_ ABSL_GUARDED_BY(config_mu_);
+  // Last: its thread calls back into the members above.
+  std::unique_ptr<lifecycle::ExitMonitor> monitor_;
 };
 
 // The state database's schema, one entry per version (agent/store/db.h).

@@ -44,23 +44,23 @@ class RuntimeService final : public v1::RuntimeService::Service {
   RuntimeService(CriService& cri, RpcBoundary& boundary) : cri_(cri), boundary_(boundary) {}
 
   BERTH_CRI_UNARY(Version)
-  BERTH_CRI_UNBUILT(RunPodSandbox)
-  BERTH_CRI_UNBUILT(StopPodSandbox)
-  BERTH_CRI_UNBUILT(RemovePodSandbox)
-  BERTH_CRI_UNBUILT(PodSandboxStatus)
-  BERTH_CRI_UNBUILT(ListPodSandbox)
+  BERTH_CRI_UNARY(RunPodSandbox)
+  BERTH_CRI_UNARY(StopPodSandbox)
+  BERTH_CRI_UNARY(RemovePodSandbox)
+  BERTH_CRI_UNARY(PodSandboxStatus)
+  BERTH_CRI_UNARY(ListPodSandbox)
   BERTH_CRI_UNBUILT_STREAM(StreamPodSandboxes, StreamPodSandboxesRequest,
                            StreamPodSandboxesResponse)
-  BERTH_CRI_UNBUILT(CreateContainer)
-  BERTH_CRI_UNBUILT(StartContainer)
-  BERTH_CRI_UNBUILT(StopContainer)
-  BERTH_CRI_UNBUILT(RemoveContainer)
-  BERTH_CRI_UNBUILT(ListContainers)
+  BERTH_CRI_UNARY(CreateContainer)
+  BERTH_CRI_UNARY(StartContainer)
+  BERTH_CRI_UNARY(StopContainer)
+  BERTH_CRI_UNARY(RemoveContainer)
+  BERTH_CRI_UNARY(ListContainers)
   BERTH_CRI_UNBUILT_STREAM(StreamContainers, StreamContainersRequest, StreamContainersResponse)
-  BERTH_CRI_UNBUILT(ContainerStatus)
-  BERTH_CRI_UNBUILT(UpdateContainerResources)
-  BERTH_CRI_UNBUILT(ReopenContainerLog)
-  BERTH_CRI_UNBUILT(ExecSync)
+  BERTH_CRI_UNARY(ContainerStatus)
+  BERTH_CRI_UNARY(UpdateContainerResources)
+  BERTH_CRI_UNARY(ReopenContainerLog)
+  BERTH_CRI_UNARY(ExecSync)
   BERTH_CRI_UNBUILT(Exec)
   BERTH_CRI_UNBUILT(Attach)
   BERTH_CRI_UNBUILT(PortForward)
@@ -72,15 +72,28 @@ class RuntimeService final : public v1::RuntimeService::Service {
   BERTH_CRI_UNBUILT(ListPodSandboxStats)
   BERTH_CRI_UNBUILT_STREAM(StreamPodSandboxStats, StreamPodSandboxStatsRequest,
                            StreamPodSandboxStatsResponse)
-  BERTH_CRI_UNBUILT(UpdateRuntimeConfig)
+  BERTH_CRI_UNARY(UpdateRuntimeConfig)
   BERTH_CRI_UNARY(Status)
   BERTH_CRI_UNBUILT(CheckpointContainer)
-  BERTH_CRI_UNBUILT_STREAM(GetContainerEvents, GetEventsRequest, ContainerEventResponse)
+  grpc::Status GetContainerEvents(grpc::ServerContext* context, const v1::GetEventsRequest* request,
+                                  grpc::ServerWriter<v1::ContainerEventResponse>* writer) override {
+    const std::string name = kPrefix + "GetContainerEvents";
+    absl::Time start = absl::Now();
+    if (absl::Status admitted = boundary_.Enter(); !admitted.ok()) {
+      return boundary_.Finish(name, start, admitted);
+    }
+    // A long-lived stream: it does not hold up a graceful shutdown's drain.
+    boundary_.Exit();
+    absl::Status status = cri_.GetContainerEvents(
+        *request, [writer](const v1::ContainerEventResponse& e) { return writer->Write(e); },
+        [context] { return context->IsCancelled(); });
+    return boundary_.Finish(name, start, status);
+  }
   BERTH_CRI_UNBUILT(ListMetricDescriptors)
   BERTH_CRI_UNBUILT(ListPodSandboxMetrics)
   BERTH_CRI_UNBUILT_STREAM(StreamPodSandboxMetrics, StreamPodSandboxMetricsRequest,
                            StreamPodSandboxMetricsResponse)
-  BERTH_CRI_UNBUILT(RuntimeConfig)
+  BERTH_CRI_UNARY(RuntimeConfig)
   BERTH_CRI_UNBUILT(UpdatePodSandboxResources)
 
  private:

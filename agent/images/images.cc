@@ -581,7 +581,7 @@ absl::StatusOr<std::vector<ImageRecord>> ImageManager::ImportOciLayout(const std
                                       absl::StrCat(ref.Name(), "@", m.digest.string())};
     BERTH_ASSIGN_OR_RETURN(ImageRecord r,
                            Finish(m.digest, manifest, names, [&](size_t i, auto*, bool* streamed) {
-                             *streamed = false;
+                             if (streamed != nullptr) *streamed = false;
                              return copy(manifest.layers[i]);
                            }));
     out.push_back(std::move(r));

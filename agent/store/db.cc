@@ -104,6 +104,12 @@ std::string Statement::Text(int column) const {
   return t ? std::string(reinterpret_cast<const char*>(t), static_cast<size_t>(n)) : "";
 }
 
+std::string Statement::Blob(int column) const {
+  const void* b = sqlite3_column_blob(stmt_, column);
+  int n = sqlite3_column_bytes(stmt_, column);
+  return b ? std::string(static_cast<const char*>(b), static_cast<size_t>(n)) : "";
+}
+
 int64_t Statement::Int(int column) const { return sqlite3_column_int64(stmt_, column); }
 
 bool Statement::IsNull(int column) const {

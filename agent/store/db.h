@@ -46,6 +46,7 @@ class Statement {
   absl::Status Reset();
 
   std::string Text(int column) const;  // 0-based, as SQLite counts
+  std::string Blob(int column) const;
   int64_t Int(int column) const;
   bool IsNull(int column) const;
 

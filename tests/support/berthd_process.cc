@@ -85,7 +85,11 @@ absl::Status BerthdProcess::Start(const std::vector<std::string>& extra, absl::D
     int status;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      return absl::InternalError(absl::StrCat("berthd exited at start; log:\n", Log()));
+      return absl::InternalError(absl::StrCat("berthd exited at start (",
+                                              WIFEXITED(status)
+                                                  ? absl::StrCat("exit ", WEXITSTATUS(status))
+                                                  : absl::StrCat("signal ", WTERMSIG(status)),
+                                              "); log:\n", Log()));
     }
     absl::SleepFor(absl::Milliseconds(5));
   }

@@ -1,0 +1,59 @@
+// ExecSync: a command run to completion in a running container, through its
+// shim (setns into init's namespaces and cgroup; shim/container.cc Exec).
+//
+// CRI (research/cri-v1.md §1): stdout and stderr capped at 16 MiB each, the
+// rest discarded; a non-zero exit is not a gRPC error; on timeout the answer is
+// DEADLINE_EXCEEDED and nothing the command started is left running (the shim
+// kills the process group).
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "agent/cri/cri_service.h"
+#include "os/status.h"
+#include "shim/client.h"
+
+namespace berth {
+
+namespace v1 = runtime::v1;
+namespace st = ::berth::state::v1;
+
+constexpr uint64_t kMaxExecOutput = 16u << 20;
+
+absl::StatusOr<v1::ExecSyncResponse> CriService::ExecSync(const v1::ExecSyncRequest& request) {
+  BERTH_ASSIGN_OR_RETURN(std::shared_ptr<lifecycle::ContainerObject> container,
+                         registry_.FindContainer(request.container_id(), "container_id"));
+  if (request.cmd().empty()) return absl::InvalidArgumentError("cmd: empty");
+  if (request.timeout() < 0) return absl::InvalidArgumentError("timeout: negative");
+  // No op_mu: an exec runs beside Stop and other execs; the shim orders them.
+  st::Container r = Snapshot(*container);
+  if (r.phase() != st::RUNNING) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container_id: container `", r.id(), "` is not running"));
+  }
+  shim::v1::Request exec;
+  shim::v1::ExecRequest* e = exec.mutable_exec();
+  if (!e->mutable_process()->ParseFromString(r.process())) {
+    return absl::InternalError(absl::StrCat("container `", r.id(), "`: unreadable process record"));
+  }
+  e->mutable_process()->clear_args();
+  for (const std::string& arg : request.cmd()) e->mutable_process()->add_args(arg);
+  e->set_timeout_ms(request.timeout() * 1000);
+  e->set_max_output_bytes(kMaxExecOutput);
+  BERTH_ASSIGN_OR_RETURN(shim::v1::Response response,
+                         shim::CallShim(r.bundle() + "/shim.sock", exec));
+  if (response.exec().timed_out() ||
+      response.code() == static_cast<int>(absl::StatusCode::kDeadlineExceeded)) {
+    return absl::DeadlineExceededError(absl::StrCat("command `", absl::StrJoin(request.cmd(), " "),
+                                                    "` timed out after ", request.timeout(),
+                                                    "s and was killed"));
+  }
+  if (response.code() != 0) {
+    return absl::Status(static_cast<absl::StatusCode>(response.code()), response.message());
+  }
+  v1::ExecSyncResponse out;
+  out.set_stdout(response.exec().stdout());
+  out.set_stderr(response.exec().stderr());
+  out.set_exit_code(response.exec().exit().exit_code());
+  return out;
+}
+
+}  // namespace berth

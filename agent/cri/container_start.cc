@@ -1,0 +1,53 @@
+// StartContainer: the shim lets the held init exec the container's process.
+//
+// CRI: "StartContainer starts the container." (api.proto, StartContainer). A
+// start that fails (the program is missing, say) leaves the container EXITED
+// with reason "StartError" and exit code 128, as containerd reports it, and the
+// error naming what failed goes back to the caller.
+#include "absl/strings/str_cat.h"
+#include "agent/cri/cri_service.h"
+#include "agent/cri/records.h"
+#include "os/status.h"
+#include "shim/client.h"
+
+namespace berth {
+
+namespace v1 = runtime::v1;
+namespace st = ::berth::state::v1;
+
+absl::StatusOr<v1::StartContainerResponse> CriService::StartContainer(
+    const v1::StartContainerRequest& request) {
+  BERTH_ASSIGN_OR_RETURN(std::shared_ptr<lifecycle::ContainerObject> container,
+                         registry_.FindContainer(request.container_id(), "container_id"));
+  absl::MutexLock op(&container->op_mu);
+  st::Container r = Snapshot(*container);
+  if (r.phase() != st::CREATED) {
+    return absl::FailedPreconditionError(absl::StrCat("container_id: container `", r.id(), "` is ",
+                                                      v1::ContainerState_Name(CriState(r)),
+                                                      ", not CONTAINER_CREATED"));
+  }
+  absl::StatusOr<shim::v1::Response> started =
+      shim::CallShim(r.bundle() + "/shim.sock", shim::StartRequest());
+  const int64_t now = NowNs();
+  if (!started.ok()) {
+    BERTH_RETURN_IF_ERROR(Update(*container, [&](st::Container& rec) {
+      if (rec.phase() != st::CREATED) return;
+      rec.set_phase(st::STOPPED);
+      rec.set_exit_code(128);
+      rec.set_finished_at_ns(now);
+      rec.set_reason("StartError");
+      rec.set_message(std::string(started.status().message()));
+    }));
+    PublishContainerEvent(r.id(), r.sandbox_id(), v1::CONTAINER_STOPPED_EVENT);
+    return Annotate(started.status(), absl::StrCat("start container `", r.id(), "`"));
+  }
+  BERTH_RETURN_IF_ERROR(Update(*container, [&](st::Container& rec) {
+    rec.set_started_at_ns(now);
+    // The exit monitor may already have seen a short-lived process end.
+    if (rec.phase() == st::CREATED) rec.set_phase(st::RUNNING);
+  }));
+  PublishContainerEvent(r.id(), r.sandbox_id(), v1::CONTAINER_STARTED_EVENT);
+  return v1::StartContainerResponse();
+}
+
+}  // namespace berth

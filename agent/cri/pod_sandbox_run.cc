@@ -1,0 +1,227 @@
+// RunPodSandbox (DESIGN.md, The lifecycle): the pod's namespaces made and
+// pinned, its cgroup, hostname, /etc/hosts and /etc/resolv.conf, and - when
+// the pod shares one PID namespace - a pause process as its PID 1.
+//
+// CRI: "RunPodSandbox creates and starts a pod-level sandbox. Runtimes must
+// ensure the sandbox is in the ready state on success."
+// https://github.com/kubernetes/cri-api/blob/master/pkg/apis/runtime/v1/api.proto
+//
+// The record is saved as CREATING before anything is made, so a berthd killed
+// half-way undoes it at start-up (recover.cc); every step arms the rollback
+// (STYLE.md 9), which is DestroySandbox: it derives everything from the record.
+#include <unistd.h>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "agent/cri/cri_service.h"
+#include "agent/cri/records.h"
+#include "os/cgroup/cgroup.h"
+#include "os/files.h"
+#include "os/log.h"
+#include "os/status.h"
+#include "shim/client.h"
+#include "shim/pin.h"
+
+namespace berth {
+namespace {
+
+namespace v1 = runtime::v1;
+namespace st = ::berth::state::v1;
+
+absl::Status Validate(const v1::RunPodSandboxRequest& request) {
+  if (!request.has_config()) return absl::InvalidArgumentError("config: missing");
+  const v1::PodSandboxConfig& c = request.config();
+  const v1::PodSandboxMetadata& m = c.metadata();
+  if (m.name().empty()) return absl::InvalidArgumentError("config.metadata.name: empty");
+  if (m.namespace_().empty()) return absl::InvalidArgumentError("config.metadata.namespace: empty");
+  if (m.uid().empty()) return absl::InvalidArgumentError("config.metadata.uid: empty");
+  if (!request.runtime_handler().empty() && request.runtime_handler() != "berth") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("runtime_handler `", request.runtime_handler(),
+                     "`: berth has one handler, \"\" (or \"berth\")"));
+  }
+  const v1::NamespaceOption& ns = c.linux().security_context().namespace_options();
+  if (ns.network() != v1::POD && ns.network() != v1::NODE) {
+    return absl::InvalidArgumentError(
+        "config.linux.security_context.namespace_options.network: must be POD or NODE");
+  }
+  if (ns.ipc() != v1::POD && ns.ipc() != v1::NODE) {
+    return absl::InvalidArgumentError(
+        "config.linux.security_context.namespace_options.ipc: must be POD or NODE");
+  }
+  if (ns.pid() == v1::TARGET) {
+    return absl::InvalidArgumentError(
+        "config.linux.security_context.namespace_options.pid: TARGET is for containers");
+  }
+  if (ns.has_userns_options() && ns.userns_options().mode() != v1::NODE) {
+    return absl::UnimplementedError(
+        "config.linux.security_context.namespace_options.userns_options: user namespaces for "
+        "pods are not supported by berth yet");
+  }
+  for (const auto& [key, value] : c.linux().sysctls()) {
+    absl::Status s = shim::CheckSandboxSysctl(key, ns.network() == v1::POD, ns.ipc() == v1::POD);
+    if (!s.ok()) return Annotate(s, "config.linux.sysctls");
+  }
+  const std::string& parent = c.linux().cgroup_parent();
+  if (!parent.empty()) {
+    if (parent[0] != '/') {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "config.linux.cgroup_parent `", parent,
+          "`: berth uses the cgroupfs driver (RuntimeConfig says so): give an absolute path"));
+    }
+    absl::Status s = CheckCgroupPath(parent);
+    if (!s.ok()) return Annotate(s, "config.linux.cgroup_parent");
+  }
+  return absl::OkStatus();
+}
+
+std::string HostsFile() {
+  // Docker's and containerd's defaults for a pod with its own network.
+  return "127.0.0.1\tlocalhost\n"
+         "::1\tlocalhost ip6-localhost ip6-loopback\n"
+         "fe00::0\tip6-localnet\n"
+         "ff00::0\tip6-mcastprefix\n"
+         "ff02::1\tip6-allnodes\n"
+         "ff02::2\tip6-allrouters\n";
+}
+
+// resolv.conf(5) from the pod's DNSConfig: exactly the values CRI gives.
+std::string ResolvConf(const v1::DNSConfig& dns) {
+  std::string out;
+  for (const std::string& s : dns.servers()) absl::StrAppend(&out, "nameserver ", s, "\n");
+  if (!dns.searches().empty())
+    absl::StrAppend(&out, "search ", absl::StrJoin(dns.searches(), " "), "\n");
+  if (!dns.options().empty())
+    absl::StrAppend(&out, "options ", absl::StrJoin(dns.options(), " "), "\n");
+  return out;
+}
+
+// The pod's /etc files under `dir`: hostname, hosts, resolv.conf.
+absl::Status WritePodFiles(const std::string& dir, const v1::PodSandboxConfig& config,
+                           bool host_network, const std::string& hostname) {
+  BERTH_RETURN_IF_ERROR(MakeDirs(dir, 0755));
+  BERTH_RETURN_IF_ERROR(WriteFileAtomically(dir + "/hostname", hostname + "\n", 0644));
+  std::string hosts = HostsFile();
+  if (host_network) {
+    absl::StatusOr<std::string> host = ReadFile("/etc/hosts");
+    if (host.ok()) hosts = *host;
+  }
+  BERTH_RETURN_IF_ERROR(WriteFileAtomically(dir + "/hosts", hosts, 0644));
+  std::string resolv;
+  if (config.has_dns_config()) {
+    resolv = ResolvConf(config.dns_config());
+  } else {
+    absl::StatusOr<std::string> host = ReadFile("/etc/resolv.conf");
+    if (host.ok()) resolv = *host;
+  }
+  return WriteFileAtomically(dir + "/resolv.conf", resolv, 0644);
+}
+
+}  // namespace
+
+absl::StatusOr<v1::RunPodSandboxResponse> CriService::RunPodSandbox(
+    const v1::RunPodSandboxRequest& request) {
+  BERTH_RETURN_IF_ERROR(Validate(request));
+  const v1::PodSandboxConfig& config = request.config();
+  const v1::NamespaceOption& ns = config.linux().security_context().namespace_options();
+  const bool host_network = ns.network() == v1::NODE;
+
+  st::Sandbox record;
+  record.set_id(lifecycle::NewId());
+  const std::string& id = record.id();
+  const std::string name = lifecycle::SandboxName(config.metadata());
+  BERTH_RETURN_IF_ERROR(registry_.Reserve(name, id));
+  record.set_name(name);
+  *record.mutable_config() = config;
+  record.set_runtime_handler(request.runtime_handler());
+  record.set_phase(st::CREATING);
+  record.set_created_at_ns(NowNs());
+  const std::string dir = SandboxStateDir(id);
+  record.set_files_dir(dir);
+  if (config.linux().cgroup_parent().empty()) {
+    record.set_cgroup_path(absl::StrCat(options_.cgroup_root, "/", id));
+    record.set_cgroup_owned(true);
+  } else {
+    record.set_cgroup_path(config.linux().cgroup_parent());
+  }
+  if (!host_network || ns.ipc() == v1::POD) record.set_ns_dir(dir + "/ns");
+  if (!host_network) {
+    record.set_net_ns(dir + "/ns/net");
+    record.set_uts_ns(dir + "/ns/uts");
+  }
+  if (ns.ipc() == v1::POD) record.set_ipc_ns(dir + "/ns/ipc");
+  if (ns.pid() == v1::POD) record.set_pause_bundle(dir + "/pause");
+
+  auto sandbox = std::make_shared<lifecycle::SandboxObject>(record);
+  absl::Status saved = store_->SaveSandbox(record, sandbox->version);
+  if (!saved.ok()) {
+    registry_.Release(name);
+    return saved;
+  }
+  registry_.Add(sandbox);
+  absl::Cleanup rollback = [&] {
+    absl::Status s = DestroySandbox(*sandbox);
+    if (!s.ok()) BERTH_LOG(ERROR) << "RunPodSandbox rollback of " << id << ": " << s;
+  };
+
+  // The pod cgroup. An existing cgroup_parent is kubelet's (never removed by us).
+  BERTH_ASSIGN_OR_RETURN(const CgroupLayout* layout, Cgroups());
+  if (!record.cgroup_owned()) {
+    absl::StatusOr<Cgroup> existing = Cgroup::Open(*layout, record.cgroup_path());
+    bool owned = !existing.ok();
+    BERTH_RETURN_IF_ERROR(Update(*sandbox, [&](st::Sandbox& r) { r.set_cgroup_owned(owned); }));
+  }
+  BERTH_RETURN_IF_ERROR(
+      Annotate(Cgroup::Create(*layout, record.cgroup_path()).status(), "pod cgroup"));
+
+  // The hostname is the pod's own only with its own network (and so UTS).
+  std::string hostname = config.hostname();
+  if (host_network) {
+    char buf[256] = {};
+    gethostname(buf, sizeof(buf) - 1);
+    hostname = buf;
+  } else if (hostname.empty()) {
+    hostname = config.metadata().name();
+  }
+  if (!record.ns_dir().empty()) {
+    shim::PinOptions pin;
+    pin.dir = record.ns_dir();
+    pin.net = !host_network;
+    pin.uts = !host_network;
+    pin.ipc = ns.ipc() == v1::POD;
+    if (pin.uts) pin.hostname = hostname;
+    for (const auto& [key, value] : config.linux().sysctls()) pin.sysctls.emplace_back(key, value);
+    BERTH_RETURN_IF_ERROR(Annotate(shim::PinNamespaces(ShimPath(options_), pin), "pod namespaces"));
+  }
+  BERTH_RETURN_IF_ERROR(Annotate(WritePodFiles(dir, config, host_network, hostname), "pod files"));
+
+  if (!record.pause_bundle().empty()) {
+    BERTH_RETURN_IF_ERROR(MakeDirs(record.pause_bundle(), 0700));
+    shim::PauseOptions pause;
+    pause.net_ns = record.net_ns();
+    pause.ipc_ns = record.ipc_ns();
+    pause.uts_ns = record.uts_ns();
+    pause.cgroup_path = absl::StrCat(record.cgroup_path(), "/", id);
+    BERTH_ASSIGN_OR_RETURN(shim::LaunchedShim launched,
+                           shim::LaunchPause(ShimPath(options_), record.pause_bundle(), pause));
+    AddChild(launched.shim_pid);
+    BERTH_RETURN_IF_ERROR(Update(*sandbox, [&](st::Sandbox& r) {
+      r.set_pause_shim_pid(launched.shim_pid);
+      r.set_pause_pid(launched.init_pid);
+    }));
+  }
+  if (!config.log_directory().empty()) {
+    BERTH_RETURN_IF_ERROR(Annotate(MakeDirs(config.log_directory(), 0755), "config.log_directory"));
+  }
+  BERTH_RETURN_IF_ERROR(Update(*sandbox, [](st::Sandbox& r) { r.set_phase(st::RUNNING); }));
+  std::move(rollback).Cancel();
+  PublishContainerEvent(id, id, v1::CONTAINER_CREATED_EVENT);
+  PublishContainerEvent(id, id, v1::CONTAINER_STARTED_EVENT);
+  v1::RunPodSandboxResponse response;
+  response.set_pod_sandbox_id(id);
+  return response;
+}
+
+}  // namespace berth

@@ -1,0 +1,26 @@
+// Berth's records as CRI shows them (PodSandbox, PodSandboxStatus, Container,
+// ContainerStatus) and the filters of the List calls. Pure functions of a
+// record snapshot: no locks, no I/O.
+#pragma once
+
+#include "agent/cri/api.h"
+#include "agent/runtime/store.h"
+
+namespace berth {
+
+runtime::v1::PodSandbox ToCriSandbox(const lifecycle::state::Sandbox& record);
+runtime::v1::PodSandboxStatus ToCriSandboxStatus(const lifecycle::state::Sandbox& record);
+runtime::v1::Container ToCriContainer(const lifecycle::state::Container& record);
+runtime::v1::ContainerStatus ToCriContainerStatus(const lifecycle::state::Container& record);
+
+runtime::v1::PodSandboxState CriState(const lifecycle::state::Sandbox& record);
+runtime::v1::ContainerState CriState(const lifecycle::state::Container& record);
+
+// CRI's label selector: every key present with exactly that value.
+bool MatchesLabels(const google::protobuf::Map<std::string, std::string>& labels,
+                   const google::protobuf::Map<std::string, std::string>& selector);
+
+// The time now in nanoseconds since the epoch (CRI timestamps).
+int64_t NowNs();
+
+}  // namespace berth

@@ -1,0 +1,132 @@
+// Start-up after berthd was killed, or after a reboot (DESIGN.md, Agent
+// restart, Host reboot): every record is loaded and made true again.
+//
+//   sandbox / container CREATING   a create cut in half: rolled back
+//   REMOVING                       a remove cut in half: finished
+//   container CREATED / RUNNING    the shim is asked over its socket: alive,
+//                                  it is watched again (re-adopted); gone, its
+//                                  exit file tells how init ended; neither
+//                                  (a reboot emptied /run): exited, 255, Unknown
+//   sandbox RUNNING                its pinned network namespace must still be
+//                                  there; after a reboot it is not: NOTREADY
+// Leftovers without a record (a container dir whose create never got to save
+// its record) are removed too.
+#include <sys/stat.h>
+
+#include "absl/strings/str_cat.h"
+#include "agent/cri/cri_service.h"
+#include "agent/cri/records.h"
+#include "agent/rootfs/overlay.h"
+#include "os/files.h"
+#include "os/log.h"
+#include "os/status.h"
+#include "shim/client.h"
+#include "shim/exit_file.h"
+
+namespace berth {
+namespace {
+
+namespace v1 = runtime::v1;
+namespace st = ::berth::state::v1;
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return !path.empty() && stat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+absl::Status CriService::Recover() {
+  BERTH_ASSIGN_OR_RETURN(lifecycle::RuntimeStore::Loaded loaded, store_->Load());
+  std::set<std::string> container_ids, sandbox_ids;
+  for (st::Sandbox& r : loaded.sandboxes) {
+    sandbox_ids.insert(r.id());
+    (void)registry_.Reserve(r.name(), r.id());
+    registry_.Add(std::make_shared<lifecycle::SandboxObject>(std::move(r)));
+  }
+  std::vector<std::shared_ptr<lifecycle::ContainerObject>> containers;
+  for (st::Container& r : loaded.containers) {
+    container_ids.insert(r.id());
+    (void)registry_.Reserve(r.name(), r.id());
+    auto c = std::make_shared<lifecycle::ContainerObject>(std::move(r));
+    registry_.Add(c);
+    containers.push_back(std::move(c));
+  }
+  int adopted = 0, exited = 0, undone = 0;
+  for (const auto& c : containers) {
+    absl::MutexLock op(&c->op_mu);
+    st::Container r = Snapshot(*c);
+    if (r.phase() == st::CREATING || r.phase() == st::REMOVING) {
+      absl::Status s = DestroyContainer(*c);
+      if (!s.ok()) BERTH_LOG(ERROR) << "recover container " << r.id() << ": " << s;
+      ++undone;
+      continue;
+    }
+    if (r.phase() != st::CREATED && r.phase() != st::RUNNING) continue;
+    absl::StatusOr<shim::v1::Response> st =
+        shim::CallShim(r.bundle() + "/shim.sock", shim::StateRequest());
+    if (st.ok() && st->state().state() != shim::v1::STOPPED) {
+      if (st->state().state() == shim::v1::RUNNING && r.phase() == st::CREATED) {
+        // Started, but berthd died before it saved so.
+        (void)Update(*c, [&](st::Container& rec) {
+          rec.set_phase(st::RUNNING);
+          rec.set_started_at_ns(st->state().started_at_ns());
+        });
+      }
+      absl::Status watched = WatchExit(c);
+      if (watched.ok()) {
+        ++adopted;
+        continue;
+      }
+      OnExit(*c, watched);
+    } else if (st.ok()) {
+      OnExit(*c, st->state().exit());
+    } else {
+      OnExit(*c, st.status());
+    }
+    ++exited;
+  }
+  for (const auto& s : registry_.Sandboxes()) {
+    absl::MutexLock op(&s->op_mu);
+    st::Sandbox r = Snapshot(*s);
+    if (r.phase() == st::CREATING || r.phase() == st::REMOVING) {
+      absl::Status st = DestroySandbox(*s);
+      if (!st.ok()) BERTH_LOG(ERROR) << "recover sandbox " << r.id() << ": " << st;
+      ++undone;
+      continue;
+    }
+    if (r.phase() != st::RUNNING) continue;
+    bool alive = r.net_ns().empty() || Exists(r.net_ns());
+    if (alive && !r.pause_bundle().empty()) {
+      alive = shim::CallShim(r.pause_bundle() + "/shim.sock", shim::StateRequest()).ok();
+    }
+    if (!alive) {
+      absl::Status st = TeardownSandbox(*s);
+      if (!st.ok()) BERTH_LOG(WARNING) << "recover sandbox " << r.id() << ": " << st;
+      (void)Update(*s, [](st::Sandbox& rec) { rec.set_phase(st::STOPPED); });
+    }
+  }
+  // Directories no record names: a create that died before its record was
+  // saved cannot have made them (the record comes first), so these are from
+  // a database that lost its last writes; nothing else can own them.
+  for (const std::string& dir :
+       {options_.root_dir + "/containers", options_.state_dir + "/containers"}) {
+    absl::StatusOr<std::vector<std::string>> names = ListDir(dir);
+    if (!names.ok()) continue;
+    for (const std::string& id : *names) {
+      if (container_ids.count(id)) continue;
+      std::string path = absl::StrCat(dir, "/", id);
+      BERTH_LOG(WARNING) << "removing `" << path << "`: no container record names it";
+      (void)shim::CallShim(path + "/shim.sock", shim::DeleteRequest());
+      (void)rootfs::RemoveContainerRootfs(path);
+      (void)RemoveTree(path);
+    }
+  }
+  BERTH_LOG(INFO) << "recovered " << loaded.sandboxes.size() << " sandboxes and "
+                  << loaded.containers.size() << " containers: " << adopted << " shims re-adopted, "
+                  << exited << " exited while berthd was away, " << undone
+                  << " half-done operations finished or undone";
+  return absl::OkStatus();
+}
+
+}  // namespace berth

@@ -1,0 +1,28 @@
+// UpdateRuntimeConfig and RuntimeConfig.
+//
+// UpdateRuntimeConfig: kubelet pushes the node's pod CIDR; berthd keeps it for
+// CNI configs that ask for it (issue 6). RuntimeConfig: berthd manages cgroups
+// with the cgroupfs driver (cgroup_parent paths are cgroupfs paths), and says
+// so - CRI's enum default is SYSTEMD, so this answer matters to kubelet
+// (research/cri-v1.md §1, KubeletCgroupDriverFromCRI).
+#include "agent/cri/cri_service.h"
+
+namespace berth {
+
+namespace v1 = runtime::v1;
+
+absl::StatusOr<v1::UpdateRuntimeConfigResponse> CriService::UpdateRuntimeConfig(
+    const v1::UpdateRuntimeConfigRequest& request) {
+  absl::MutexLock lock(&config_mu_);
+  pod_cidr_ = request.runtime_config().network_config().pod_cidr();
+  return v1::UpdateRuntimeConfigResponse();
+}
+
+absl::StatusOr<v1::RuntimeConfigResponse> CriService::RuntimeConfig(
+    const v1::RuntimeConfigRequest&) {
+  v1::RuntimeConfigResponse response;
+  response.mutable_linux()->set_cgroup_driver(v1::CGROUPFS);
+  return response;
+}
+
+}  // namespace berth

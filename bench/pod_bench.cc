@@ -1,0 +1,516 @@
+// pod_bench: how fast berthd starts and tears down pods over CRI, and what a
+// running pod costs berthd in memory.
+//
+//   build/bench/pod_bench [--n 50] [--c 4] [--pods-rss 200] [--json FILE]   (as root)
+//
+// Builds the demo image (deploy/demo-image.sh), starts berthd on it with its pod
+// cgroups under /berth-test-bench-<hex>, and runs host-network pods of one
+// `sleep 3600` container each, through its own gRPC client on berthd's socket:
+// RunPodSandbox + CreateContainer + StartContainer is "pod start",
+// StopPodSandbox + RemovePodSandbox is "teardown". Three phases:
+//   1. sequential: N pods started one after another, then torn down in turn;
+//   2. concurrent: C clients, each on its own connection, N pods in all;
+//   3. memory: berthd's VmRSS idle and with --pods-rss pods running.
+// Any failed RPC ends the run (failures are never timed); every pod made is
+// removed, berthd stopped and the cgroup parent removed on every way out.
+// No containerd is installed here to run alongside (STYLE.md 16): its figures
+// are the issue's, measured elsewhere, so compare them loosely.
+#include <signal.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+#include <nlohmann/json.hpp>
+
+#include "absl/cleanup/cleanup.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "agent/cri/api.h"
+#include "bench/bench_support.h"
+#include "os/files.h"
+#include "os/mountinfo.h"
+#include "os/status.h"
+#include "tests/support/berthd_process.h"
+
+namespace berth {
+namespace {
+
+namespace fs = std::filesystem;
+namespace v1 = runtime::v1;
+using bench::Figures;
+using bench::TimeMs;
+
+constexpr char kImage[] = "docker.io/berth/demo:latest";
+constexpr char kTargets[] =
+    "target: pod start p50 <= 15 ms, teardown p50 <= 10 ms; containerd 1.6 + runc here: ~110 ms "
+    "start, ~70 ms teardown; containerd RSS ~39 MB idle, +0.45 MB per container";
+
+// One connection to berthd per Client: gRPC shares a subchannel between channels
+// with equal targets and arguments unless told to keep a pool of its own.
+class Client {
+ public:
+  explicit Client(const std::string& socket) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    stub_ = v1::RuntimeService::NewStub(
+        grpc::CreateCustomChannel("unix:" + socket, grpc::InsecureChannelCredentials(), args));
+  }
+
+  // Calls `method` with a 60 s deadline; its time in ms goes to `ms` on success.
+  template <typename Req, typename Resp>
+  absl::Status Call(const std::string& what,
+                    grpc::Status (v1::RuntimeService::Stub::*method)(grpc::ClientContext*,
+                                                                     const Req&, Resp*),
+                    const Req& request, Resp* response, double* ms = nullptr) {
+    grpc::Status s;
+    double t = TimeMs([&] {
+      grpc::ClientContext ctx;
+      ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+      s = ((*stub_).*method)(&ctx, request, response);
+    });
+    if (!s.ok()) {
+      return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                          absl::StrCat(what, ": ", s.error_message()));
+    }
+    if (ms != nullptr) *ms = t;
+    return absl::OkStatus();
+  }
+
+  // Connects (one Version call), so that no timed call pays for it.
+  absl::Status Connect() {
+    v1::VersionResponse version;
+    return Call("Version", &v1::RuntimeService::Stub::Version, v1::VersionRequest(), &version);
+  }
+
+ private:
+  std::unique_ptr<v1::RuntimeService::Stub> stub_;
+};
+
+// Per-RPC times of a set of pods, and the wall time of starting and tearing
+// them all down.
+struct Phase {
+  Figures run{"RunPodSandbox"}, create{"CreateContainer"}, start{"StartContainer"},
+      pod_start{"pod start (sum)"}, stop{"StopPodSandbox"}, remove{"RemovePodSandbox"},
+      teardown{"teardown (sum)"};
+  double start_wall_ms = 0, teardown_wall_ms = 0;
+  int pods = 0;
+
+  std::vector<const Figures*> rows() const {
+    return {&run, &create, &start, &pod_start, &stop, &remove, &teardown};
+  }
+};
+
+struct Bench {
+  std::string socket, logs;
+  std::mutex mu;               // pods, and the Phase figures of several clients
+  std::set<std::string> pods;  // made and not yet removed, for the cleanup on the way out
+};
+
+v1::PodSandboxConfig PodConfig(const Bench& b, int i) {
+  v1::PodSandboxConfig c;
+  c.mutable_metadata()->set_name(absl::StrCat("bench-", i));
+  c.mutable_metadata()->set_namespace_("bench");
+  c.mutable_metadata()->set_uid(absl::StrCat(i, "-uid"));
+  c.mutable_metadata()->set_attempt(0);
+  c.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(v1::NODE);
+  c.set_log_directory(absl::StrCat(b.logs, "/", i));
+  return c;
+}
+
+// RunPodSandbox, CreateContainer, StartContainer of pod `i`; its sandbox id
+// goes to `id` (and to b.pods) as soon as it exists.
+absl::Status StartPod(Bench& b, Client& client, int i, Phase& phase, std::string* id) {
+  const std::string pod = absl::StrCat("pod bench-", i, ": ");
+  double run_ms = 0, create_ms = 0, start_ms = 0;
+  v1::RunPodSandboxRequest run;
+  *run.mutable_config() = PodConfig(b, i);
+  v1::RunPodSandboxResponse ran;
+  BERTH_RETURN_IF_ERROR(client.Call(pod + "RunPodSandbox", &v1::RuntimeService::Stub::RunPodSandbox,
+                                    run, &ran, &run_ms));
+  *id = ran.pod_sandbox_id();
+  {
+    std::lock_guard<std::mutex> lock(b.mu);
+    b.pods.insert(*id);
+  }
+
+  v1::CreateContainerRequest create;
+  create.set_pod_sandbox_id(*id);
+  v1::ContainerConfig& c = *create.mutable_config();
+  c.mutable_metadata()->set_name("c");
+  c.mutable_image()->set_image(kImage);
+  c.add_command("/bin/sleep");
+  c.add_command("3600");
+  c.set_log_path("c.log");
+  *create.mutable_sandbox_config() = run.config();
+  v1::CreateContainerResponse created;
+  BERTH_RETURN_IF_ERROR(client.Call(pod + "CreateContainer",
+                                    &v1::RuntimeService::Stub::CreateContainer, create, &created,
+                                    &create_ms));
+
+  v1::StartContainerRequest start;
+  start.set_container_id(created.container_id());
+  v1::StartContainerResponse started;
+  BERTH_RETURN_IF_ERROR(client.Call(pod + "StartContainer",
+                                    &v1::RuntimeService::Stub::StartContainer, start, &started,
+                                    &start_ms));
+
+  std::lock_guard<std::mutex> lock(b.mu);
+  phase.run.ms.push_back(run_ms);
+  phase.create.ms.push_back(create_ms);
+  phase.start.ms.push_back(start_ms);
+  phase.pod_start.ms.push_back(run_ms + create_ms + start_ms);
+  return absl::OkStatus();
+}
+
+// StopPodSandbox + RemovePodSandbox of `id`; its times go to `phase` if given.
+absl::Status TeardownPod(Bench& b, Client& client, const std::string& id, Phase* phase) {
+  double stop_ms = 0, remove_ms = 0;
+  v1::StopPodSandboxRequest stop;
+  stop.set_pod_sandbox_id(id);
+  v1::StopPodSandboxResponse stopped;
+  BERTH_RETURN_IF_ERROR(client.Call(
+      "StopPodSandbox " + id, &v1::RuntimeService::Stub::StopPodSandbox, stop, &stopped, &stop_ms));
+  v1::RemovePodSandboxRequest remove;
+  remove.set_pod_sandbox_id(id);
+  v1::RemovePodSandboxResponse removed;
+  BERTH_RETURN_IF_ERROR(client.Call("RemovePodSandbox " + id,
+                                    &v1::RuntimeService::Stub::RemovePodSandbox, remove, &removed,
+                                    &remove_ms));
+  std::lock_guard<std::mutex> lock(b.mu);
+  b.pods.erase(id);
+  if (phase == nullptr) return absl::OkStatus();
+  phase->stop.ms.push_back(stop_ms);
+  phase->remove.ms.push_back(remove_ms);
+  phase->teardown.ms.push_back(stop_ms + remove_ms);
+  return absl::OkStatus();
+}
+
+// Runs f(client, 0..count-1) on `clients` threads, each with its own Client;
+// after the first error no new item starts, and that error is returned.
+absl::Status ForEach(const Bench& b, int clients, int count,
+                     const std::function<absl::Status(Client&, int)>& f) {
+  std::atomic<int> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mu;
+  absl::Status first;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < std::min(clients, count); ++t) {
+    threads.emplace_back([&] {
+      Client client(b.socket);
+      absl::Status s = client.Connect();
+      for (int k; s.ok() && !failed && (k = next++) < count;) {
+        s = f(client, k);
+      }
+      if (s.ok()) return;
+      std::lock_guard<std::mutex> lock(mu);
+      if (!failed.exchange(true)) first = s;
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  return first;
+}
+
+// Starts pods first..first+count-1 on `clients` clients; their ids go to `ids`.
+absl::Status StartPods(Bench& b, int clients, int first, int count, Phase& phase,
+                       std::vector<std::string>* ids) {
+  ids->assign(count, "");
+  phase.pods = count;
+  absl::Status s;
+  phase.start_wall_ms = TimeMs([&] {
+    s = ForEach(b, clients, count,
+                [&](Client& c, int k) { return StartPod(b, c, first + k, phase, &(*ids)[k]); });
+  });
+  return s;
+}
+
+absl::Status TeardownPods(Bench& b, int clients, const std::vector<std::string>& ids,
+                          Phase& phase) {
+  absl::Status s;
+  phase.teardown_wall_ms = TimeMs([&] {
+    s = ForEach(b, clients, static_cast<int>(ids.size()),
+                [&](Client& c, int k) { return TeardownPod(b, c, ids[k], &phase); });
+  });
+  return s;
+}
+
+nlohmann::json PrintPhase(const std::string& title, const Phase& p) {
+  std::printf("\n== %s ==\n%-28s %6s %9s %9s %9s %9s\n", title.c_str(), "ms", "n", "p50", "p90",
+              "p99", "max");
+  nlohmann::json rows;
+  for (const Figures* f : p.rows()) {
+    std::printf("%-28s %6zu %9.3f %9.3f %9.3f %9.3f\n", f->name.c_str(), f->ms.size(), f->Pct(0.5),
+                f->Pct(0.9), f->Pct(0.99), f->Pct(1.0));
+    nlohmann::json row = {{"name", f->name}, {"n", f->ms.size()}, {"p50_ms", f->Pct(0.5)}};
+    row.update({{"p90_ms", f->Pct(0.9)}, {"p99_ms", f->Pct(0.99)}, {"max_ms", f->Pct(1.0)}});
+    rows.push_back(row);
+  }
+  const double start_rate = p.pods / (p.start_wall_ms / 1000);
+  const double teardown_rate = p.pods / (p.teardown_wall_ms / 1000);
+  std::printf("pods/s: start %.1f (%d in %.2f s), teardown %.1f (%.2f s)\n", start_rate, p.pods,
+              p.start_wall_ms / 1000, teardown_rate, p.teardown_wall_ms / 1000);
+  std::printf(
+      "vs target: pod start p50 %.1f ms (<= 15; containerd ~110), teardown p50 %.1f ms "
+      "(<= 10; containerd ~70)\n",
+      p.pod_start.Pct(0.5), p.teardown.Pct(0.5));
+  return {{"times", rows},
+          {"pods", p.pods},
+          {"start_wall_s", p.start_wall_ms / 1000},
+          {"teardown_wall_s", p.teardown_wall_ms / 1000},
+          {"start_pods_per_s", start_rate},
+          {"teardown_pods_per_s", teardown_rate}};
+}
+
+// VmRSS of `pid` in MB, or -1.
+double RssMb(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (in >> key) {
+    long kb;
+    if (key == "VmRSS:" && in >> kb) return kb / 1024.0;
+  }
+  return -1;
+}
+
+// Mount points in /proc/self/mountinfo whose type is in `types` (all if empty).
+std::vector<std::string> Mounts(const std::set<std::string>& types) {
+  absl::StatusOr<std::string> text = ReadFile("/proc/self/mountinfo");
+  absl::StatusOr<std::vector<MountInfo>> mounts =
+      text.ok() ? ParseMountInfo(*text) : absl::StatusOr<std::vector<MountInfo>>(text.status());
+  if (!mounts.ok()) std::fprintf(stderr, "pod_bench: %s\n", mounts.status().ToString().c_str());
+  std::vector<std::string> out;
+  for (const MountInfo& m : mounts.value_or(std::vector<MountInfo>())) {
+    if (types.empty() || types.count(m.fs_type) > 0) out.push_back(m.mount_point);
+  }
+  return out;
+}
+
+// rmdir <mount>/<parent> in every cgroup hierarchy. Pod cgroups still below it
+// are berthd's leaks: said, and removed deepest first.
+void RemoveCgroupParent(const std::string& parent) {
+  for (const std::string& mount : Mounts({"cgroup", "cgroup2"})) {
+    const std::string top = mount + parent;
+    std::error_code ec;
+    if (!fs::is_directory(top, ec)) continue;
+    std::vector<std::string> dirs;
+    for (const auto& e : fs::recursive_directory_iterator(top, ec)) {
+      if (e.is_directory(ec)) dirs.push_back(e.path().string());
+    }
+    std::sort(dirs.begin(), dirs.end(), std::greater<>());  // children before parents
+    dirs.push_back(top);
+    for (const std::string& d : dirs) {
+      if (d != top) std::fprintf(stderr, "pod_bench: warning: berthd left cgroup %s\n", d.c_str());
+      if (rmdir(d.c_str()) != 0) std::perror(("pod_bench: rmdir " + d).c_str());
+    }
+  }
+}
+
+std::string Tail(const std::string& text, int lines) {
+  size_t at = text.size();
+  for (int i = 0; i <= lines && at != std::string::npos && at > 0; ++i) {
+    at = text.rfind('\n', at - 1);
+  }
+  return at == std::string::npos ? text : text.substr(at + 1);
+}
+
+// Every pod berthd knows of, and any we made it does not list: stopped and
+// removed. False if any of it failed.
+bool RemoveAllPods(Bench& b) {
+  Client client(b.socket);
+  std::set<std::string> ids = b.pods;
+  v1::ListPodSandboxResponse list;
+  std::vector<absl::Status> errors = {client.Call("ListPodSandbox",
+                                                  &v1::RuntimeService::Stub::ListPodSandbox,
+                                                  v1::ListPodSandboxRequest(), &list)};
+  if (errors[0].code() == absl::StatusCode::kUnavailable) ids.clear();  // berthd is gone
+  for (const v1::PodSandbox& p : list.items()) ids.insert(p.id());
+  for (const std::string& id : ids) errors.push_back(TeardownPod(b, client, id, nullptr));
+  bool clean = true;
+  for (const absl::Status& s : errors) {
+    if (!s.ok()) std::fprintf(stderr, "pod_bench: cleanup: %s\n", s.ToString().c_str());
+    clean = clean && s.ok();
+  }
+  return clean;
+}
+
+absl::Status StopBerthd(testing::BerthdProcess& berthd) {
+  absl::StatusOr<int> rc = berthd.Stop(SIGTERM);
+  if (rc.ok() && *rc == 0) return absl::OkStatus();
+  return absl::InternalError(
+      absl::StrCat("berthd stop: ", rc.ok() ? absl::StrCat("exit ", *rc) : rc.status().ToString(),
+                   "; log tail:\n", Tail(berthd.Log(), 30)));
+}
+
+// Removes every pod, then stops berthd. If some pod could not be removed (say
+// berthd died), starts berthd once more on the same state - it re-adopts its
+// shims - and tries again.
+void Shutdown(Bench& b, testing::BerthdProcess& berthd, const std::vector<std::string>& flags) {
+  bool clean = RemoveAllPods(b);
+  if (absl::Status s = StopBerthd(berthd); !s.ok()) {
+    std::fprintf(stderr, "pod_bench: %s", std::string(s.message()).c_str());
+  }
+  if (clean) return;
+  std::fprintf(stderr, "pod_bench: restarting berthd to remove the pods left\n");
+  absl::Status s = berthd.Start(flags);
+  if (s.ok() && !RemoveAllPods(b)) s = absl::InternalError("pods left after a restart");
+  if (absl::Status stop = StopBerthd(berthd); s.ok()) s = stop;
+  if (!s.ok()) std::fprintf(stderr, "pod_bench: %s\n", std::string(s.message()).c_str());
+}
+
+// berthd must leave nothing mounted under its directories; whatever it does
+// leave is said and detached, so that removing the temp dir stays in it.
+void DetachLeftoverMounts(const std::string& dir) {
+  std::vector<std::string> left;
+  for (const std::string& m : Mounts({})) {
+    if (m.rfind(dir + "/", 0) == 0) left.push_back(m);
+  }
+  std::sort(left.begin(), left.end(), std::greater<>());
+  for (const std::string& m : left) {
+    std::fprintf(stderr, "pod_bench: warning: berthd left a mount at %s\n", m.c_str());
+    umount2(m.c_str(), MNT_DETACH);
+  }
+}
+
+struct Options {
+  int n = 50, clients = 4, pods_rss = 200;
+  std::string json;
+};
+
+// Phase 3: berthd's VmRSS idle and with o.pods_rss pods running.
+absl::Status MeasureRss(Bench& b, const Options& o, pid_t berthd, double idle_at_start, int first,
+                        nlohmann::json* json) {
+  const double idle = RssMb(berthd);
+  Phase phase;
+  std::vector<std::string> ids;
+  BERTH_RETURN_IF_ERROR(StartPods(b, o.clients, first, o.pods_rss, phase, &ids));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const double loaded = RssMb(berthd);
+  BERTH_RETURN_IF_ERROR(TeardownPods(b, o.clients, ids, phase));
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const double after = RssMb(berthd);
+  const double per_pod = (loaded - idle) / o.pods_rss;
+  std::printf("\n== memory: berthd VmRSS, %d pods started on %d clients ==\n", o.pods_rss,
+              o.clients);
+  std::printf("%-34s %8.1f MB   (containerd ~39 MB idle)\n", "idle, before any pod", idle_at_start);
+  std::printf("%-34s %8.1f MB\n", "idle, after phases 1 and 2", idle);
+  std::printf("%-34s %8.1f MB   %+.3f MB per pod (containerd +0.45 MB per container)\n",
+              absl::StrCat("with ", o.pods_rss, " pods running").c_str(), loaded, per_pod);
+  std::printf("%-34s %8.1f MB\n", "after tearing them down", after);
+  std::printf("(start %.2f s, teardown %.2f s: %.1f and %.1f pods/s)\n", phase.start_wall_ms / 1000,
+              phase.teardown_wall_ms / 1000, o.pods_rss / (phase.start_wall_ms / 1000),
+              o.pods_rss / (phase.teardown_wall_ms / 1000));
+  *json = {{"idle_at_start_mb", idle_at_start},
+           {"idle_mb", idle},
+           {"pods", o.pods_rss},
+           {"loaded_mb", loaded},
+           {"per_pod_mb", per_pod},
+           {"after_teardown_mb", after}};
+  return absl::OkStatus();
+}
+
+// Phases 1 and 2, then 3; the figures go to `json`.
+absl::Status RunPhases(Bench& b, const Options& o, pid_t berthd, nlohmann::json* json) {
+  Client client(b.socket);
+  BERTH_RETURN_IF_ERROR(client.Connect());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const double idle_at_start = RssMb(berthd);
+  std::printf("%s\n", kTargets);
+  (*json)["targets"] = kTargets;
+
+  Phase seq, conc;
+  std::vector<std::string> ids;
+  BERTH_RETURN_IF_ERROR(StartPods(b, 1, 0, o.n, seq, &ids));
+  BERTH_RETURN_IF_ERROR(TeardownPods(b, 1, ids, seq));
+  (*json)["sequential"] = PrintPhase(absl::StrFormat("sequential: %d pods, 1 client", o.n), seq);
+
+  BERTH_RETURN_IF_ERROR(StartPods(b, o.clients, o.n, o.n, conc, &ids));
+  BERTH_RETURN_IF_ERROR(TeardownPods(b, o.clients, ids, conc));
+  (*json)["concurrent"] =
+      PrintPhase(absl::StrFormat("concurrent: %d pods, %d client%s (one connection each)", o.n,
+                                 o.clients, o.clients == 1 ? "" : "s"),
+                 conc);
+  (*json)["concurrent"]["clients"] = o.clients;
+
+  return MeasureRss(b, o, berthd, idle_at_start, 2 * o.n, &(*json)["rss"]);
+}
+
+int Main(const Options& o) {
+  if (geteuid() != 0) {
+    std::printf("pod_bench: skipped, needs root (berthd makes namespaces, mounts, cgroups)\n");
+    return 0;
+  }
+  testing::TempDir dir;
+  if (testing::Shell(absl::StrCat(BERTH_SOURCE_DIR, "/deploy/demo-image.sh ", dir.Join("demo"),
+                                  " >/dev/null")) != 0) {
+    std::fprintf(stderr, "pod_bench: deploy/demo-image.sh failed\n");
+    return 1;
+  }
+  // This machine's rule: cgroups made by tests and benches live under berth-test-*.
+  const std::string cgroup_parent =
+      absl::StrFormat("/berth-test-bench-%08x", std::random_device()());
+  testing::BerthdProcess berthd(dir);
+  Bench b{berthd.socket_path(), dir.Join("logs")};
+  bool running = false;
+  const std::vector<std::string> flags = {"--import=" + dir.Join("demo"),
+                                          "--cgroup-root=" + cgroup_parent};
+  absl::Cleanup cleanup = [&] {
+    if (running) Shutdown(b, berthd, flags);
+    RemoveCgroupParent(cgroup_parent);
+    DetachLeftoverMounts(dir.path());
+  };
+  absl::Status s = berthd.Start(flags);
+  running = s.ok();
+  nlohmann::json json;
+  if (s.ok()) s = RunPhases(b, o, berthd.pid(), &json);
+  if (!s.ok()) {
+    std::fprintf(stderr, "pod_bench: %s\nberthd log tail:\n%s", s.ToString().c_str(),
+                 Tail(berthd.Log(), 30).c_str());
+    return 1;
+  }
+  if (!o.json.empty()) std::ofstream(o.json) << json.dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace berth
+
+int main(int argc, char** argv) {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // tables and errors in the order they happen
+  berth::Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i], v;
+    if (size_t eq = a.find('='); eq != std::string::npos) {
+      v = a.substr(eq + 1);
+      a.resize(eq);
+    } else if (i + 1 < argc) {
+      v = argv[++i];
+    }
+    if (a == "--n") {
+      o.n = std::max(1, std::atoi(v.c_str()));
+    } else if (a == "--c") {
+      o.clients = std::max(1, std::atoi(v.c_str()));
+    } else if (a == "--pods-rss") {
+      o.pods_rss = std::max(1, std::atoi(v.c_str()));
+    } else if (a == "--json") {
+      o.json = v;
+    } else {
+      std::fprintf(stderr, "usage: pod_bench [--n 50] [--c 4] [--pods-rss 200] [--json FILE]\n");
+      return 2;
+    }
+  }
+  return berth::Main(o);
+}

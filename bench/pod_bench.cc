@@ -127,7 +127,12 @@ v1::PodSandboxConfig PodConfig(const Bench& b, int i) {
   c.mutable_metadata()->set_namespace_("bench");
   c.mutable_metadata()->set_uid(absl::StrCat(i, "-uid"));
   c.mutable_metadata()->set_attempt(0);
-  c.mutable_linux()->mutable_security_context()->mutable_namespace_options()->set_network(v1::NODE);
+  // As kubelet sends a hostNetwork pod: host network, the pod's own IPC, a
+  // PID namespace per container (no pause process).
+  v1::NamespaceOption* ns =
+      c.mutable_linux()->mutable_security_context()->mutable_namespace_options();
+  ns->set_network(v1::NODE);
+  ns->set_pid(v1::CONTAINER);
   c.set_log_directory(absl::StrCat(b.logs, "/", i));
   return c;
 }

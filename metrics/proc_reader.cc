@@ -1,0 +1,67 @@
+#include "metrics/proc_reader.h"
+
+#include <fcntl.h>
+#include <limits.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "os/files.h"
+#include "os/status.h"
+
+namespace berth::metrics {
+namespace {
+
+bool Exited(const absl::Status& s) { return s.code() == absl::StatusCode::kNotFound; }
+
+// Counts the fds of one process and those that are sockets. NOT_FOUND: it exited.
+absl::Status CountFds(const std::string& fd_dir, ProcessStats& out) {
+  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> fds, ListDir(fd_dir));
+  for (const std::string& fd : fds) {
+    const std::string link = absl::StrCat(fd_dir, "/", fd);
+    char target[PATH_MAX];
+    ssize_t n = ::readlink(link.c_str(), target, sizeof(target) - 1);
+    // An fd closed between readdir and readlink is simply gone.
+    if (n < 0) continue;
+    ++out.fds;
+    if (absl::StartsWith(absl::string_view(target, n), "socket:[")) ++out.sockets;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+ProcessStats ReadProcessStats(const std::vector<pid_t>& pids, absl::string_view proc_root) {
+  ProcessStats out;
+  for (pid_t pid : pids) {
+    const std::string dir = absl::StrCat(proc_root, "/", pid);
+    absl::StatusOr<std::string> status = ReadFile(dir + "/status");
+    if (!status.ok()) {
+      if (!Exited(status.status())) out.errors.push_back(status.status());
+      continue;
+    }
+    absl::StatusOr<uint64_t> threads = ParseStatusThreads(*status);
+    if (!threads.ok()) {
+      out.errors.push_back(Annotate(threads.status(), dir + "/status"));
+      continue;
+    }
+    ++out.processes;
+    out.threads += *threads;
+    if (absl::Status st = CountFds(dir + "/fd", out); !st.ok() && !Exited(st)) {
+      out.errors.push_back(st);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::vector<NetInterfaceStats>> ReadNetDev(pid_t pid, absl::string_view proc_root) {
+  const std::string path = absl::StrCat(proc_root, "/", pid, "/net/dev");
+  BERTH_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  absl::StatusOr<std::vector<NetInterfaceStats>> ifaces = ParseNetDev(text);
+  if (!ifaces.ok()) return Annotate(ifaces.status(), path);
+  return ifaces;
+}
+
+}  // namespace berth::metrics

@@ -1,0 +1,97 @@
+// ReadProcessStats and ReadNetDev on a fake /proc in a temp dir, and once on
+// this process's own /proc entry.
+#include "metrics/proc_reader.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "os/files.h"
+#include "tests/support/status_matchers.h"
+#include "tests/support/temp_dir.h"
+
+namespace berth::metrics {
+namespace {
+
+using ::berth::testing::IsOk;
+using ::berth::testing::StatusIs;
+using ::berth::testing::TempDir;
+using ::berth::testing::WriteFileOrDie;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::SizeIs;
+
+const std::string kFixtures = BERTH_SOURCE_DIR "/tests/fixtures/cgroup/";
+
+// <root>/<pid>/{status,fd/*,net/dev}; fd targets are symlink contents as the
+// kernel shows them ("socket:[123]", "/dev/null").
+void FakeProcess(const TempDir& root, pid_t pid, const std::string& threads,
+                 const std::vector<std::string>& fd_targets) {
+  const std::string dir = root.Join(std::to_string(pid));
+  ASSERT_THAT(MakeDirs(dir + "/fd", 0755), IsOk());
+  ASSERT_THAT(MakeDirs(dir + "/net", 0755), IsOk());
+  WriteFileOrDie(dir + "/status",
+                 "Name:\tpause\nState:\tS (sleeping)\nThreads:\t" + threads + "\n");
+  WriteFileOrDie(dir + "/net/dev", *ReadFile(kFixtures + "proc-net-dev"));
+  for (size_t i = 0; i < fd_targets.size(); ++i) {
+    const std::string link = dir + "/fd/" + std::to_string(i);
+    ASSERT_EQ(::symlink(fd_targets[i].c_str(), link.c_str()), 0) << link;
+  }
+}
+
+TEST(ReadProcessStatsTest, FakeProc) {
+  TempDir proc;
+  FakeProcess(proc, 100, "1", {"/dev/null", "socket:[4242]", "pipe:[17]"});
+  FakeProcess(proc, 101, "12", {"socket:[1]", "socket:[2]", "anon_inode:[eventpoll]"});
+  // Pid 102 has exited between cgroup.procs and our walk: skipped, no error.
+  ProcessStats p = ReadProcessStats({100, 101, 102}, proc.path());
+  EXPECT_EQ(p.processes, 2u);
+  EXPECT_EQ(p.threads, 13u);
+  EXPECT_EQ(p.fds, 6u);
+  EXPECT_EQ(p.sockets, 3u);
+  EXPECT_THAT(p.errors, IsEmpty());
+}
+
+TEST(ReadProcessStatsTest, BadStatusIsAnError) {
+  TempDir proc;
+  FakeProcess(proc, 100, "many", {});
+  ProcessStats p = ReadProcessStats({100}, proc.path());
+  EXPECT_EQ(p.processes, 0u);
+  ASSERT_THAT(p.errors, SizeIs(1));
+  EXPECT_THAT(p.errors[0], StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("/100/status")));
+}
+
+TEST(ReadProcessStatsTest, OwnProcess) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+  ProcessStats p = ReadProcessStats({::getpid()});
+  ::close(sv[0]);
+  ::close(sv[1]);
+  EXPECT_THAT(p.errors, IsEmpty());
+  EXPECT_EQ(p.processes, 1u);
+  EXPECT_GE(p.threads, 1u);
+  EXPECT_GE(p.fds, 5u);  // stdio, the socket pair
+  EXPECT_GE(p.sockets, 2u);
+}
+
+TEST(ReadNetDevTest, FakeAndMissing) {
+  TempDir proc;
+  FakeProcess(proc, 100, "1", {});
+  auto ifaces = ReadNetDev(100, proc.path());
+  ASSERT_THAT(ifaces, IsOk());
+  ASSERT_THAT(*ifaces, SizeIs(3));
+  EXPECT_EQ((*ifaces)[2].name, "eth0");
+  EXPECT_EQ((*ifaces)[2].rx_bytes, 48278430u);
+  EXPECT_THAT(ReadNetDev(999, proc.path()), StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST(ReadNetDevTest, OwnProcess) {
+  auto ifaces = ReadNetDev(::getpid());
+  ASSERT_THAT(ifaces, IsOk());
+  for (const NetInterfaceStats& i : *ifaces) EXPECT_NE(i.name, "lo");
+}
+
+}  // namespace
+}  // namespace berth::metrics

@@ -30,15 +30,21 @@ absl::StatusOr<v1::StartContainerResponse> CriService::StartContainer(
       shim::CallShim(r.bundle() + "/shim.sock", shim::StartRequest());
   const int64_t now = NowNs();
   if (!started.ok()) {
+    bool already_stopped = false;
     BERTH_RETURN_IF_ERROR(Update(*container, [&](st::Container& rec) {
-      if (rec.phase() != st::CREATED) return;
+      // The exit monitor may have seen init die first (the exec failed in it)
+      // and called it an Error: a process that never started is a StartError.
+      already_stopped = rec.phase() == st::STOPPED;
+      if (rec.phase() != st::CREATED && !(already_stopped && rec.started_at_ns() == 0)) return;
       rec.set_phase(st::STOPPED);
       rec.set_exit_code(128);
       rec.set_finished_at_ns(now);
       rec.set_reason("StartError");
       rec.set_message(std::string(started.status().message()));
     }));
-    PublishContainerEvent(r.id(), r.sandbox_id(), v1::CONTAINER_STOPPED_EVENT);
+    if (!already_stopped) {
+      PublishContainerEvent(r.id(), r.sandbox_id(), v1::CONTAINER_STOPPED_EVENT);
+    }
     return Annotate(started.status(), absl::StrCat("start container `", r.id(), "`"));
   }
   BERTH_RETURN_IF_ERROR(Update(*container, [&](st::Container& rec) {

@@ -10,3 +10,5 @@ berth_cc_library(
 berth_cc_test(NAME runtime_test
   SRCS runtime_test.cc
   DEPS berth::runtime berth::test_support)
+
+target_precompile_headers(berth_runtime PRIVATE store.h)

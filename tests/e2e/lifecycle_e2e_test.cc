@@ -11,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "nlohmann/json.hpp"
 #include "os/files.h"
 #include "tests/e2e/lifecycle_fixture.h"
 #include "tests/support/status_matchers.h"
@@ -244,6 +245,63 @@ TEST_F(LifecycleTest, SharedPidNamespaceHasAPauseInit) {
   absl::StatusOr<v1::ContainerStatusResponse> st = ContainerStatus(ids[0]);
   ASSERT_THAT(st.status(), IsOk());
   EXPECT_EQ(st->status().exit_code(), 143);
+}
+
+TEST_F(LifecycleTest, UpdateResourcesAndReopenLog) {
+  v1::PodSandboxConfig pod_config = PodConfig("upd", /*host_network=*/true);
+  absl::StatusOr<std::string> pod = RunPod(pod_config);
+  ASSERT_THAT(pod.status(), IsOk());
+  v1::ContainerConfig config = ContainerConfig(
+      "ticker", {"/bin/sh", "-c", "i=0; while true; do echo line$i; i=$((i+1)); sleep 0.02; done"});
+  config.mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(64 << 20);
+  absl::StatusOr<std::string> id = CreateContainer(*pod, config, pod_config);
+  ASSERT_THAT(id.status(), IsOk());
+  ASSERT_THAT(StartContainer(*id), IsOk());
+
+  v1::UpdateContainerResourcesRequest update;
+  update.set_container_id(*id);
+  update.mutable_linux()->set_memory_limit_in_bytes(32 << 20);
+  update.mutable_linux()->set_cpu_period(100000);
+  update.mutable_linux()->set_cpu_quota(50000);
+  v1::UpdateContainerResourcesResponse updated;
+  grpc::Status s = runtime_->UpdateContainerResources(Ctx().get(), update, &updated);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  absl::StatusOr<v1::ContainerStatusResponse> st = ContainerStatus(*id, true);
+  ASSERT_THAT(st.status(), IsOk());
+  EXPECT_EQ(st->status().resources().linux().memory_limit_in_bytes(), 32 << 20);
+  EXPECT_EQ(st->status().resources().linux().cpu_quota(), 50000);
+  // The kernel has it: v1 memory.limit_in_bytes, or v2 memory.max (hosts without v1 memory).
+  const std::string cgroup = nlohmann::json::parse(st->info().at("info")).at("cgroupPath");
+  absl::StatusOr<std::string> limit =
+      ReadFile("/sys/fs/cgroup/memory" + cgroup + "/memory.limit_in_bytes");
+  if (!limit.ok()) limit = ReadFile("/sys/fs/cgroup" + cgroup + "/memory.max");
+  ASSERT_THAT(limit.status(), IsOk());
+  EXPECT_EQ(*limit, absl::StrCat(32 << 20, "\n"));
+
+  // kubelet's rotation: rename the live file, ask for a reopen, the new file grows.
+  const std::string log = dir_.Join("logs/upd/ticker/0.log");
+  absl::SleepFor(absl::Milliseconds(100));
+  ASSERT_EQ(rename(log.c_str(), (log + ".1").c_str()), 0);
+  v1::ReopenContainerLogRequest reopen;
+  reopen.set_container_id(*id);
+  v1::ReopenContainerLogResponse reopened;
+  s = runtime_->ReopenContainerLog(Ctx().get(), reopen, &reopened);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  absl::StatusOr<std::string> rotated = ReadFile(log + ".1");
+  ASSERT_THAT(rotated.status(), IsOk());
+  absl::SleepFor(absl::Milliseconds(200));
+  absl::StatusOr<std::string> fresh = ReadFile(log);
+  ASSERT_THAT(fresh.status(), IsOk());
+  EXPECT_THAT(*fresh, HasSubstr(" stdout F line"));
+  absl::StatusOr<std::string> rotated_later = ReadFile(log + ".1");
+  ASSERT_THAT(rotated_later.status(), IsOk());
+  EXPECT_EQ(*rotated_later, *rotated);  // the old file stopped growing
+
+  ASSERT_THAT(StopContainer(*id, 0), IsOk());
+  s = runtime_->ReopenContainerLog(Ctx().get(), reopen, &reopened);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  s = runtime_->UpdateContainerResources(Ctx().get(), update, &updated);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
 }
 
 }  // namespace

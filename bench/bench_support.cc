@@ -44,4 +44,19 @@ int Run(const std::vector<std::string>& args, const std::string& err) {
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
+std::pair<std::string, std::string> TakeFlag(int argc, char** argv, int& i,
+                                             std::initializer_list<const char*> switches) {
+  std::string name = argv[i], value;
+  if (size_t eq = name.find('='); eq != std::string::npos) {
+    value = name.substr(eq + 1);
+    name.resize(eq);
+    return {name, value};
+  }
+  for (const char* s : switches) {
+    if (name == s) return {name, value};
+  }
+  if (i + 1 < argc) value = argv[++i];
+  return {name, value};
+}
+
 }  // namespace berth::bench

@@ -127,13 +127,7 @@ int Main(int argc, char** argv) {
   double size_mb = 100;
   std::string json_path;
   for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i], v;
-    if (size_t eq = a.find('='); eq != std::string::npos) {
-      v = a.substr(eq + 1);
-      a.resize(eq);
-    } else if (i + 1 < argc) {
-      v = argv[++i];
-    }
+    auto [a, v] = bench::TakeFlag(argc, argv, i);
     if (a == "--n") {
       n = std::max(1, std::atoi(v.c_str()));
     } else if (a == "--size-mb") {

@@ -497,13 +497,7 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // tables and errors in the order they happen
   berth::Options o;
   for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i], v;
-    if (size_t eq = a.find('='); eq != std::string::npos) {
-      v = a.substr(eq + 1);
-      a.resize(eq);
-    } else if (i + 1 < argc) {
-      v = argv[++i];
-    }
+    auto [a, v] = berth::bench::TakeFlag(argc, argv, i);
     if (a == "--n") {
       o.n = std::max(1, std::atoi(v.c_str()));
     } else if (a == "--c") {

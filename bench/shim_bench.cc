@@ -221,13 +221,7 @@ int Main(int argc, char** argv) {
   std::string json_path, shim_path = BERTH_SHIM_PATH;
   bool use_crun = true;
   for (int i = 1; i < argc; ++i) {
-    std::string a = argv[i], v;
-    if (size_t eq = a.find('='); eq != std::string::npos) {
-      v = a.substr(eq + 1);
-      a.resize(eq);
-    } else if (a != "--no-crun" && i + 1 < argc) {
-      v = argv[++i];
-    }
+    auto [a, v] = bench::TakeFlag(argc, argv, i, {"--no-crun"});
     if (a == "--n") {
       n = std::max(1, std::atoi(v.c_str()));
     } else if (a == "--json") {

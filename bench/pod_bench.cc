@@ -83,10 +83,7 @@ class Client {
       ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
       s = ((*stub_).*method)(&ctx, request, response);
     });
-    if (!s.ok()) {
-      return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
-                          absl::StrCat(what, ": ", s.error_message()));
-    }
+    if (!s.ok()) return Annotate(testing::FromGrpcStatus(s), what);
     if (ms != nullptr) *ms = t;
     return absl::OkStatus();
   }

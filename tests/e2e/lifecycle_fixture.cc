@@ -21,11 +21,6 @@
 namespace berth::testing {
 namespace {
 
-absl::Status FromGrpc(const grpc::Status& s) {
-  if (s.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(s.error_code()), s.error_message());
-}
-
 std::vector<std::string> Lines(const std::string& path) {
   std::ifstream in(path);
   std::vector<std::string> out;
@@ -129,7 +124,7 @@ absl::StatusOr<std::string> LifecycleTest::RunPod(const v1::PodSandboxConfig& co
   v1::RunPodSandboxRequest req;
   *req.mutable_config() = config;
   v1::RunPodSandboxResponse resp;
-  BERTH_RETURN_IF_ERROR(FromGrpc(runtime_->RunPodSandbox(Ctx().get(), req, &resp)));
+  BERTH_RETURN_IF_ERROR(FromGrpcStatus(runtime_->RunPodSandbox(Ctx().get(), req, &resp)));
   return resp.pod_sandbox_id();
 }
 
@@ -141,7 +136,7 @@ absl::StatusOr<std::string> LifecycleTest::CreateContainer(const std::string& po
   *req.mutable_config() = config;
   *req.mutable_sandbox_config() = pod_config;
   v1::CreateContainerResponse resp;
-  BERTH_RETURN_IF_ERROR(FromGrpc(runtime_->CreateContainer(Ctx().get(), req, &resp)));
+  BERTH_RETURN_IF_ERROR(FromGrpcStatus(runtime_->CreateContainer(Ctx().get(), req, &resp)));
   return resp.container_id();
 }
 
@@ -149,7 +144,7 @@ absl::Status LifecycleTest::StartContainer(const std::string& id) {
   v1::StartContainerRequest req;
   req.set_container_id(id);
   v1::StartContainerResponse resp;
-  return FromGrpc(runtime_->StartContainer(Ctx().get(), req, &resp));
+  return FromGrpcStatus(runtime_->StartContainer(Ctx().get(), req, &resp));
 }
 
 absl::Status LifecycleTest::StopContainer(const std::string& id, int64_t timeout) {
@@ -157,28 +152,28 @@ absl::Status LifecycleTest::StopContainer(const std::string& id, int64_t timeout
   req.set_container_id(id);
   req.set_timeout(timeout);
   v1::StopContainerResponse resp;
-  return FromGrpc(runtime_->StopContainer(Ctx().get(), req, &resp));
+  return FromGrpcStatus(runtime_->StopContainer(Ctx().get(), req, &resp));
 }
 
 absl::Status LifecycleTest::RemoveContainer(const std::string& id) {
   v1::RemoveContainerRequest req;
   req.set_container_id(id);
   v1::RemoveContainerResponse resp;
-  return FromGrpc(runtime_->RemoveContainer(Ctx().get(), req, &resp));
+  return FromGrpcStatus(runtime_->RemoveContainer(Ctx().get(), req, &resp));
 }
 
 absl::Status LifecycleTest::StopPod(const std::string& id) {
   v1::StopPodSandboxRequest req;
   req.set_pod_sandbox_id(id);
   v1::StopPodSandboxResponse resp;
-  return FromGrpc(runtime_->StopPodSandbox(Ctx().get(), req, &resp));
+  return FromGrpcStatus(runtime_->StopPodSandbox(Ctx().get(), req, &resp));
 }
 
 absl::Status LifecycleTest::RemovePod(const std::string& id) {
   v1::RemovePodSandboxRequest req;
   req.set_pod_sandbox_id(id);
   v1::RemovePodSandboxResponse resp;
-  return FromGrpc(runtime_->RemovePodSandbox(Ctx().get(), req, &resp));
+  return FromGrpcStatus(runtime_->RemovePodSandbox(Ctx().get(), req, &resp));
 }
 
 absl::StatusOr<v1::ContainerStatusResponse> LifecycleTest::ContainerStatus(const std::string& id,
@@ -187,7 +182,7 @@ absl::StatusOr<v1::ContainerStatusResponse> LifecycleTest::ContainerStatus(const
   req.set_container_id(id);
   req.set_verbose(verbose);
   v1::ContainerStatusResponse resp;
-  BERTH_RETURN_IF_ERROR(FromGrpc(runtime_->ContainerStatus(Ctx().get(), req, &resp)));
+  BERTH_RETURN_IF_ERROR(FromGrpcStatus(runtime_->ContainerStatus(Ctx().get(), req, &resp)));
   return resp;
 }
 
@@ -196,7 +191,7 @@ absl::StatusOr<v1::PodSandboxStatusResponse> LifecycleTest::PodStatus(const std:
   req.set_pod_sandbox_id(id);
   req.set_verbose(true);
   v1::PodSandboxStatusResponse resp;
-  BERTH_RETURN_IF_ERROR(FromGrpc(runtime_->PodSandboxStatus(Ctx().get(), req, &resp)));
+  BERTH_RETURN_IF_ERROR(FromGrpcStatus(runtime_->PodSandboxStatus(Ctx().get(), req, &resp)));
   return resp;
 }
 
@@ -208,7 +203,7 @@ absl::StatusOr<v1::ExecSyncResponse> LifecycleTest::ExecSync(const std::string& 
   for (std::string& a : cmd) req.add_cmd(std::move(a));
   req.set_timeout(timeout);
   v1::ExecSyncResponse resp;
-  BERTH_RETURN_IF_ERROR(FromGrpc(runtime_->ExecSync(Ctx().get(), req, &resp)));
+  BERTH_RETURN_IF_ERROR(FromGrpcStatus(runtime_->ExecSync(Ctx().get(), req, &resp)));
   return resp;
 }
 
@@ -217,7 +212,7 @@ absl::StatusOr<std::vector<v1::Container>> LifecycleTest::ListContainers(
   v1::ListContainersRequest req;
   *req.mutable_filter() = filter;
   v1::ListContainersResponse resp;
-  BERTH_RETURN_IF_ERROR(FromGrpc(runtime_->ListContainers(Ctx().get(), req, &resp)));
+  BERTH_RETURN_IF_ERROR(FromGrpcStatus(runtime_->ListContainers(Ctx().get(), req, &resp)));
   return std::vector<v1::Container>(resp.containers().begin(), resp.containers().end());
 }
 
@@ -226,7 +221,7 @@ absl::StatusOr<std::vector<v1::PodSandbox>> LifecycleTest::ListPods(
   v1::ListPodSandboxRequest req;
   *req.mutable_filter() = filter;
   v1::ListPodSandboxResponse resp;
-  BERTH_RETURN_IF_ERROR(FromGrpc(runtime_->ListPodSandbox(Ctx().get(), req, &resp)));
+  BERTH_RETURN_IF_ERROR(FromGrpcStatus(runtime_->ListPodSandbox(Ctx().get(), req, &resp)));
   return std::vector<v1::PodSandbox>(resp.items().begin(), resp.items().end());
 }
 

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include <grpcpp/channel.h>
+#include <grpcpp/support/status.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -56,6 +57,9 @@ class BerthdProcess {
   std::string name_;
   pid_t pid_ = -1;
 };
+
+// A client-side grpc::Status as absl::Status (the codes are numbered alike).
+absl::Status FromGrpcStatus(const grpc::Status& status);
 
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int PickFreePort();

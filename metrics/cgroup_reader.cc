@@ -124,6 +124,8 @@ void ReadMemoryV1(const Dir& dir, MemoryStats& m) {
   m.pgfault = Total(stat, "pgfault");
   m.pgmajfault = Total(stat, "pgmajfault");
   m.failcnt = ReadParsed(dir, "memory.failcnt", true, ParseUint);
+  // kmem accounting files are gone when the kernel is built without them.
+  m.kernel_usage = ReadParsed(dir, "memory.kmem.usage_in_bytes", false, ParseUint);
   // oom_kill is in memory.oom_control since Linux 4.13.
   m.oom_kills = Key(ReadParsed(dir, "memory.oom_control", true, ParseFlatKeyed), "oom_kill");
   m.limit = ReadParsed(dir, "memory.limit_in_bytes", true, ParseLimit);
@@ -142,6 +144,7 @@ void ReadMemoryV2(const Dir& dir, MemoryStats& m) {
   m.mapped_file = Key(stat, "file_mapped");
   m.pgfault = Key(stat, "pgfault");
   m.pgmajfault = Key(stat, "pgmajfault");
+  m.kernel_usage = Key(stat, "kernel");  // Linux >= 5.18
   m.swap = ReadParsed(dir, "memory.swap.current", false, ParseUint);  // needs CONFIG_SWAP
   m.oom_kills = Key(ReadParsed(dir, "memory.events", true, ParseFlatKeyed), "oom_kill");
   m.limit = ReadParsed(dir, "memory.max", true, ParseLimit);

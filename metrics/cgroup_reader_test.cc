@@ -13,6 +13,7 @@
 #include "metrics/cgroup_parse.h"
 #include "os/files.h"
 #include "tests/support/status_matchers.h"
+#include "metrics/fake_cgroupfs.h"
 #include "tests/support/temp_dir.h"
 
 namespace berth::metrics {
@@ -27,21 +28,6 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
 
-const std::string kFixtures = BERTH_SOURCE_DIR "/tests/fixtures/cgroup/";
-constexpr char kV2MountInfo[] =
-    "25 21 0:22 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 "
-    "rw,nsdelegate,memory_recursiveprot\n";
-constexpr char kCgroup[] = "/kubepods/pod1/abc";
-
-// Copies every file of fixture directory `from` into `to` (made if missing).
-void CopyFixtures(const std::string& from, const std::string& to) {
-  ASSERT_THAT(MakeDirs(to, 0755), IsOk());
-  auto names = ListDir(kFixtures + from);
-  ASSERT_THAT(names, IsOk());
-  for (const std::string& name : *names) {
-    WriteFileOrDie(to + "/" + name, *ReadFile(kFixtures + from + "/" + name));
-  }
-}
 
 // The Debian 12 hybrid mountinfo; `v1_only` drops its cgroup2 line and mounts
 // hugetlb as a v1 hierarchy instead.
@@ -167,23 +153,6 @@ TEST(ReadCgroupProcsTest, FromThePidsHierarchy) {
   V1Tree tree;
   EXPECT_THAT(*ReadCgroupProcs(tree.layout(), kCgroup), ElementsAre(1576, 1580));
 }
-
-class V2Tree {
- public:
-  V2Tree() {
-    EXPECT_THAT(MakeDirs(fake_.Join("sys/fs/cgroup"), 0755), IsOk());
-    WriteFileOrDie(fake_.Join("sys/fs/cgroup/cgroup.controllers"),
-                   "cpuset cpu io memory hugetlb pids rdma misc\n");
-    CopyFixtures("v2", Dir());
-    layout_ = *CgroupLayout::FromMountInfo(kV2MountInfo, fake_.path());
-  }
-  std::string Dir() const { return fake_.Join("sys/fs/cgroup") + kCgroup; }
-  const CgroupLayout& layout() const { return layout_; }
-
- private:
-  TempDir fake_;
-  CgroupLayout layout_;
-};
 
 TEST(ReadCgroupStatsTest, V2Unified) {
   V2Tree tree;

@@ -51,6 +51,7 @@ struct MemoryStats {
   std::optional<uint64_t> pgfault;      // memory.stat (v1 total_pgfault)
   std::optional<uint64_t> pgmajfault;   // memory.stat (v1 total_pgmajfault)
   std::optional<uint64_t> oom_kills;    // v1 memory.oom_control oom_kill; v2 memory.events
+  std::optional<uint64_t> kernel_usage;  // v1 memory.kmem.usage_in_bytes; v2 memory.stat kernel
   // Spec (container_spec_memory_*). swap_limit is what the kernel calls it:
   // v1 memory.memsw.limit_in_bytes is memory+swap, v2 memory.swap.max swap alone.
   std::optional<uint64_t> limit;       // v1 memory.limit_in_bytes; v2 memory.max

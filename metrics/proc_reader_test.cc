@@ -8,6 +8,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "metrics/fake_cgroupfs.h"
 #include "os/files.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
@@ -22,24 +23,6 @@ using ::berth::testing::WriteFileOrDie;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
-
-const std::string kFixtures = BERTH_SOURCE_DIR "/tests/fixtures/cgroup/";
-
-// <root>/<pid>/{status,fd/*,net/dev}; fd targets are symlink contents as the
-// kernel shows them ("socket:[123]", "/dev/null").
-void FakeProcess(const TempDir& root, pid_t pid, const std::string& threads,
-                 const std::vector<std::string>& fd_targets) {
-  const std::string dir = root.Join(std::to_string(pid));
-  ASSERT_THAT(MakeDirs(dir + "/fd", 0755), IsOk());
-  ASSERT_THAT(MakeDirs(dir + "/net", 0755), IsOk());
-  WriteFileOrDie(dir + "/status",
-                 "Name:\tpause\nState:\tS (sleeping)\nThreads:\t" + threads + "\n");
-  WriteFileOrDie(dir + "/net/dev", *ReadFile(kFixtures + "proc-net-dev"));
-  for (size_t i = 0; i < fd_targets.size(); ++i) {
-    const std::string link = dir + "/fd/" + std::to_string(i);
-    ASSERT_EQ(::symlink(fd_targets[i].c_str(), link.c_str()), 0) << link;
-  }
-}
 
 TEST(ReadProcessStatsTest, FakeProc) {
   TempDir proc;

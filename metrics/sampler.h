@@ -1,0 +1,93 @@
+// Samples one container's or pod's cgroup, processes, netns and writable layer
+// into a ContainerSample (families.h): the one read path behind /metrics and
+// the CRI stats RPCs (STYLE.md 7). No prometheus, no gRPC.
+//
+//   Sampler sampler(layout);
+//   absl::StatusOr<ContainerSample> s = sampler.Sample(
+//       {.cgroup_path = "/berth/<pod>/<ctr>", .upper_dir = ".../upper"});
+//
+// Everything is read when asked (a scrape or an RPC), nothing on a timer: an
+// idle agent reads no cgroup file. The exception is the writable layer's disk
+// usage, a directory walk (cAdvisor's `du` is the cost kubelet is blamed for,
+// research/metrics.md §3): each layer is walked at most once per `fs_ttl`, and
+// a walk stops after `fs_max_entries` entries (the figure is then a floor).
+// Thread-safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "metrics/families.h"
+#include "os/cgroup/layout.h"
+
+namespace berth::metrics {
+
+struct SampleTarget {
+  bool pod = false;
+  std::string cgroup_path;  // absolute from each hierarchy's root
+  // A process in the pod's network namespace (pods only; 0: none, or the
+  // host's network, which is not the pod's to report).
+  pid_t net_pid = 0;
+  std::string upper_dir;  // containers: the overlay upper dir; "" for none
+  absl::Time start_time = absl::InfinitePast();
+};
+
+struct SamplerOptions {
+  std::string proc_root = "/proc";
+  std::string sys_root = "/sys";
+  absl::Duration fs_ttl = absl::Seconds(15);
+  uint64_t fs_max_entries = 1'000'000;
+};
+
+class Sampler {
+ public:
+  explicit Sampler(CgroupLayout layout, SamplerOptions options = {});
+
+  // NOT_FOUND when the cgroup is gone (the container exited and was cleaned
+  // up); any other failure costs only the fields it feeds, listed in
+  // sample.cgroup.errors.
+  absl::StatusOr<ContainerSample> Sample(const SampleTarget& target);
+
+  // Forget cached layer usage of layers no longer sampled.
+  void Forget(const std::string& upper_dir);
+
+  const CgroupLayout& layout() const { return layout_; }
+
+ private:
+  std::optional<ContainerSample::Fs> LayerUsage(const std::string& upper_dir,
+                                                std::vector<absl::Status>& errors);
+  std::string DeviceName(dev_t dev);
+
+  const CgroupLayout layout_;
+  const SamplerOptions options_;
+  absl::Mutex mu_;
+  struct CachedFs {
+    ContainerSample::Fs fs;
+    absl::Time at;
+  };
+  std::map<std::string, CachedFs> fs_ ABSL_GUARDED_BY(mu_);
+  std::map<dev_t, std::string> devices_ ABSL_GUARDED_BY(mu_);
+};
+
+// Bytes (allocated blocks, as du(1)) and inodes under `dir`, hard links
+// counted once, never crossing into another filesystem or following a link;
+// at most `max_entries` entries.
+struct DirUsage {
+  uint64_t bytes = 0;
+  uint64_t inodes = 0;
+  bool truncated = false;
+};
+absl::StatusOr<DirUsage> MeasureDir(const std::string& dir, uint64_t max_entries);
+
+// "Max open files" soft limit from /proc/<pid>/limits text; kUnlimited for
+// "unlimited".
+absl::StatusOr<uint64_t> ParseNofileSoft(absl::string_view limits);
+
+}  // namespace berth::metrics

@@ -87,7 +87,13 @@ absl::Status AgentServer::Serve() {
   registry_ = std::make_shared<prometheus::Registry>();
   BERTH_RETURN_IF_ERROR(ServeMetrics());
   boundary_ = std::make_unique<RpcBoundary>(*registry_);
-  BERTH_ASSIGN_OR_RETURN(cri_, CriService::Create(options_));
+  BERTH_ASSIGN_OR_RETURN(cri_, CriService::Create(options_, registry_.get()));
+  if (exposer_ != nullptr) {
+    for (auto& collectable : cri_->Collectables()) {
+      exposer_->RegisterCollectable(collectable);
+      collectables_.push_back(std::move(collectable));  // the exposer holds weak_ptrs
+    }
+  }
   services_.push_back(NewRuntimeService(*cri_, *boundary_));
   services_.push_back(NewImageService(*cri_, *boundary_));
   health_ = std::make_unique<HealthService>(

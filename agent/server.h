@@ -50,6 +50,7 @@ class AgentServer {
   UniqueFd socket_lock_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<prometheus::Exposer> exposer_;
+  std::vector<std::shared_ptr<prometheus::Collectable>> collectables_;
   std::unique_ptr<RpcBoundary> boundary_;
   std::unique_ptr<CriService> cri_;
   std::vector<std::unique_ptr<grpc::Service>> services_;

@@ -15,11 +15,21 @@ if ((${#missing[@]} == 0)); then
 fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
+# Some packages (prometheus, docker-registry) are here for the tests, which
+# start their own instances on loopback; their packages would also start a
+# service. Without systemd, invoke-rc.d asks policy-rc.d: 101 = do not start.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+  chmod 755 /usr/sbin/policy-rc.d
+  trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
 # docker-registry is here for the tests (a registry they start on loopback
 # themselves); its package would also enable a registry service on :5000.
 # When we are the ones who installed it, that service is switched off again.
-if [[ " ${missing[*]} " == *" docker-registry "* ]] && [ -d /run/systemd/system ]; then
-  systemctl disable --now docker-registry.service >/dev/null 2>&1 || true
-fi
+for svc in docker-registry prometheus; do
+  if [[ " ${missing[*]} " == *" $svc "* ]] && [ -d /run/systemd/system ]; then
+    systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
+  fi
+done

@@ -12,7 +12,13 @@ constexpr MetricType kG = MetricType::kGauge;
 
 // In Family order (checked by a test). Names, types and label keys are
 // cAdvisor's (lib/metrics/prometheus.go), so dashboards written for kubelet's
-// /metrics/cadvisor read them unchanged.
+// /metrics/cadvisor read them unchanged. One departure: cAdvisor types the two
+// *_failcnt families as counters without the _total suffix, which `promtool
+// check metrics` reports; they are gauges here. And container_fs_inodes_total,
+// a gauge in cAdvisor, is typed counter: its name ends in _total, which
+// promtool allows only for counters, and the inode count of a filesystem only
+// changes when it is resized. Names and values are cAdvisor's, and PromQL does
+// not look at types, so queries and dashboards are unaffected.
 const std::vector<FamilySpec>& Table() {
   static const auto* table = new std::vector<FamilySpec>{
       {"container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.", kC,
@@ -34,7 +40,7 @@ const std::vector<FamilySpec>& Table() {
       {"container_memory_mapped_file", "Size of memory mapped files in bytes.", kG},
       {"container_memory_swap", "Container swap usage in bytes.", kG},
       {"container_memory_kernel_usage", "Size of kernel memory allocated in bytes.", kG},
-      {"container_memory_failcnt", "Number of memory usage hits limits", kC},
+      {"container_memory_failcnt", "Number of memory usage hits limits", kG},
       {"container_memory_failures_total", "Cumulative count of memory allocation failures.", kC,
        {"failure_type", "scope"}},
       {"container_oom_events_total", "Count of out of memory events observed for the container",
@@ -66,7 +72,7 @@ const std::vector<FamilySpec>& Table() {
                                    "filesystem.", kG, {"device"}},
       {"container_fs_limit_bytes", "Number of bytes that can be consumed by the container on "
                                    "this filesystem.", kG, {"device"}},
-      {"container_fs_inodes_total", "Number of Inodes", kG, {"device"}},
+      {"container_fs_inodes_total", "Number of Inodes", kC, {"device"}},
       {"container_fs_inodes_free", "Number of available Inodes", kG, {"device"}},
       {"container_network_receive_bytes_total", "Cumulative count of bytes received", kC,
        {"interface"}},
@@ -86,7 +92,7 @@ const std::vector<FamilySpec>& Table() {
        "Cumulative count of packets dropped while transmitting", kC, {"interface"}},
       {"container_hugetlb_usage_bytes", "Hugepage usage in bytes", kG, {"pagesize"}},
       {"container_hugetlb_max_usage_bytes", "Hugepage maximum usage in bytes", kG, {"pagesize"}},
-      {"container_hugetlb_failcnt", "Number of hugepage usages hits limits", kC, {"pagesize"}},
+      {"container_hugetlb_failcnt", "Number of hugepage usages hits limits", kG, {"pagesize"}},
       {"container_pressure_cpu_waiting_seconds_total",
        "Total time duration tasks in the container have waited due to CPU congestion.", kC},
       {"container_pressure_cpu_stalled_seconds_total",

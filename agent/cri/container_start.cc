@@ -5,6 +5,7 @@
 // with reason "StartError" and exit code 128, as containerd reports it, and the
 // error naming what failed goes back to the caller.
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "agent/cri/cri_service.h"
 #include "agent/cri/records.h"
 #include "os/status.h"
@@ -17,6 +18,7 @@ namespace st = ::berth::state::v1;
 
 absl::StatusOr<v1::StartContainerResponse> CriService::StartContainer(
     const v1::StartContainerRequest& request) {
+  const absl::Time begin = absl::Now();
   BERTH_ASSIGN_OR_RETURN(std::shared_ptr<lifecycle::ContainerObject> container,
                          registry_.FindContainer(request.container_id(), "container_id"));
   absl::MutexLock op(&container->op_mu);
@@ -53,6 +55,7 @@ absl::StatusOr<v1::StartContainerResponse> CriService::StartContainer(
     if (rec.phase() == st::CREATED) rec.set_phase(st::RUNNING);
   }));
   PublishContainerEvent(r.id(), r.sandbox_id(), v1::CONTAINER_STARTED_EVENT);
+  if (agent_metrics_ != nullptr) agent_metrics_->ContainerStarted(absl::Now() - begin);
   return v1::StartContainerResponse();
 }
 

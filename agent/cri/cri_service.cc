@@ -24,8 +24,10 @@ const std::vector<std::string>& BerthSchema() {
   return schema;
 }
 
-absl::StatusOr<std::unique_ptr<CriService>> CriService::Create(AgentOptions options) {
+absl::StatusOr<std::unique_ptr<CriService>> CriService::Create(AgentOptions options,
+                                                                prometheus::Registry* metrics) {
   std::unique_ptr<CriService> cri(new CriService(std::move(options)));
+  if (metrics != nullptr) cri->agent_metrics_ = std::make_unique<AgentMetrics>(*metrics);
   const AgentOptions& o = cri->options_;
   BERTH_RETURN_IF_ERROR(Annotate(CheckCgroupPath(o.cgroup_root), "--cgroup-root"));
   BERTH_RETURN_IF_ERROR(MakeDirs(o.root_dir, 0711));
@@ -51,6 +53,8 @@ absl::StatusOr<std::unique_ptr<CriService>> CriService::Create(AgentOptions opti
   cri->cgroups_ = CgroupLayout::Detect();
   if (!cri->cgroups_.ok()) {
     BERTH_LOG(WARNING) << "no cgroups: pods cannot run: " << cri->cgroups_.status();
+  } else {
+    cri->sampler_ = std::make_unique<metrics::Sampler>(*cri->cgroups_);
   }
   for (const char* sub : {"/sandboxes", "/containers"}) {
     BERTH_RETURN_IF_ERROR(MakeDirs(o.state_dir + sub, 0700));

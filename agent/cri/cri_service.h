@@ -7,11 +7,13 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
 
 #include "absl/status/statusor.h"
+#include "agent/cri/agent_metrics.h"
 #include "agent/cri/api.h"
 #include "agent/images/images.h"
 #include "agent/options.h"
@@ -20,7 +22,11 @@
 #include "agent/runtime/objects.h"
 #include "agent/runtime/store.h"
 #include "agent/store/db.h"
+#include "metrics/collector.h"
+#include "metrics/sampler.h"
 #include "os/cgroup/layout.h"
+#include "prometheus/collectable.h"
+#include "prometheus/registry.h"
 
 namespace berth {
 
@@ -29,7 +35,9 @@ class CriService {
   // Opens the state database (<root>/berth.db) and the image store
   // (<root>/images), imports the OCI layouts of options.import_dirs, and
   // recovers the sandboxes and containers of a previous run (recover.cc).
-  static absl::StatusOr<std::unique_ptr<CriService>> Create(AgentOptions options);
+  // `metrics` receives berthd's own families (agent_metrics.h); may be null.
+  static absl::StatusOr<std::unique_ptr<CriService>> Create(
+      AgentOptions options, prometheus::Registry* metrics = nullptr);
   ~CriService();
 
   // Pod sandboxes (pod_sandbox_*.cc).
@@ -76,6 +84,25 @@ class CriService {
       const runtime::v1::GetEventsRequest& request,
       const std::function<bool(const runtime::v1::ContainerEventResponse&)>& send,
       const std::function<bool()>& cancelled);
+
+  // Stats and metrics (container_stats.cc, pod_sandbox_stats.cc,
+  // pod_sandbox_metrics.cc), sampled when asked like /metrics.
+  absl::StatusOr<runtime::v1::ContainerStatsResponse> ContainerStats(
+      const runtime::v1::ContainerStatsRequest& request);
+  absl::StatusOr<runtime::v1::ListContainerStatsResponse> ListContainerStats(
+      const runtime::v1::ListContainerStatsRequest& request);
+  absl::StatusOr<runtime::v1::PodSandboxStatsResponse> PodSandboxStats(
+      const runtime::v1::PodSandboxStatsRequest& request);
+  absl::StatusOr<runtime::v1::ListPodSandboxStatsResponse> ListPodSandboxStats(
+      const runtime::v1::ListPodSandboxStatsRequest& request);
+  absl::StatusOr<runtime::v1::ListMetricDescriptorsResponse> ListMetricDescriptors(
+      const runtime::v1::ListMetricDescriptorsRequest& request);
+  absl::StatusOr<runtime::v1::ListPodSandboxMetricsResponse> ListPodSandboxMetrics(
+      const runtime::v1::ListPodSandboxMetricsRequest& request);
+
+  // What /metrics serves beside the gRPC families: the container_* families,
+  // berthd's process metrics, and counts by state (metrics_targets.cc).
+  std::vector<std::shared_ptr<prometheus::Collectable>> Collectables();
 
   absl::StatusOr<runtime::v1::VersionResponse> Version(const runtime::v1::VersionRequest& request);
   absl::StatusOr<runtime::v1::StatusResponse> Status(const runtime::v1::StatusRequest& request);
@@ -126,6 +153,26 @@ class CriService {
   void AddChild(pid_t pid);
   void ReapChild(pid_t pid);
 
+  // Metrics targets (metrics_targets.cc) and stats (container_stats.cc).
+  struct PodTargets {
+    lifecycle::state::Sandbox sandbox;
+    metrics::ContainerTarget pod;
+    std::vector<metrics::ContainerTarget> containers;  // running ones
+    std::vector<lifecycle::state::Container> container_records;
+  };
+  std::vector<PodTargets> LiveTargets() const;
+  metrics::ContainerTarget TargetOf(const lifecycle::state::Sandbox& s, pid_t net_pid) const;
+  metrics::ContainerTarget TargetOf(const lifecycle::state::Container& c,
+                                    const lifecycle::state::Sandbox& s) const;
+  StateCounts CountStates() const;
+  runtime::v1::ContainerStats StatsOf(const lifecycle::state::Container& c,
+                                      const lifecycle::state::Sandbox& s);
+  runtime::v1::PodSandboxStats StatsOf(const lifecycle::state::Sandbox& s);
+  void FillCpuMemory(const std::string& key, const metrics::ContainerSample& s, int64_t now,
+                     runtime::v1::CpuUsage* cpu, runtime::v1::MemoryUsage* memory);
+  void FillIo(const metrics::ContainerSample& s, int64_t now, runtime::v1::IoUsage* io);
+  void ForgetCpuPoints();
+
   std::string SandboxStateDir(const std::string& id) const;
   std::string ContainerBundle(const std::string& id) const;
   std::string ContainerRootfsDir(const std::string& id) const;
@@ -139,6 +186,15 @@ class CriService {
   absl::StatusOr<CgroupLayout> cgroups_ = absl::UnavailableError("not detected yet");
   absl::Mutex children_mu_;
   std::set<pid_t> children_ ABSL_GUARDED_BY(children_mu_);
+  std::unique_ptr<metrics::Sampler> sampler_;  // null without cgroups
+  std::unique_ptr<AgentMetrics> agent_metrics_;  // null without a registry
+  // The previous CPU reading per container or pod id, for usage_nano_cores.
+  struct CpuPoint {
+    uint64_t usage_ns;
+    int64_t at_ns;
+  };
+  absl::Mutex cpu_mu_;
+  std::map<std::string, CpuPoint> cpu_points_ ABSL_GUARDED_BY(cpu_mu_);
   absl::Mutex config_mu_;
   std::string pod_cidr_ ABSL_GUARDED_BY(config_mu_);
   // Last: its thread calls back into the members above.

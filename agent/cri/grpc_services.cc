@@ -64,12 +64,12 @@ class RuntimeService final : public v1::RuntimeService::Service {
   BERTH_CRI_UNBUILT(Exec)
   BERTH_CRI_UNBUILT(Attach)
   BERTH_CRI_UNBUILT(PortForward)
-  BERTH_CRI_UNBUILT(ContainerStats)
-  BERTH_CRI_UNBUILT(ListContainerStats)
+  BERTH_CRI_UNARY(ContainerStats)
+  BERTH_CRI_UNARY(ListContainerStats)
   BERTH_CRI_UNBUILT_STREAM(StreamContainerStats, StreamContainerStatsRequest,
                            StreamContainerStatsResponse)
-  BERTH_CRI_UNBUILT(PodSandboxStats)
-  BERTH_CRI_UNBUILT(ListPodSandboxStats)
+  BERTH_CRI_UNARY(PodSandboxStats)
+  BERTH_CRI_UNARY(ListPodSandboxStats)
   BERTH_CRI_UNBUILT_STREAM(StreamPodSandboxStats, StreamPodSandboxStatsRequest,
                            StreamPodSandboxStatsResponse)
   BERTH_CRI_UNARY(UpdateRuntimeConfig)
@@ -89,8 +89,8 @@ class RuntimeService final : public v1::RuntimeService::Service {
         [context] { return context->IsCancelled(); });
     return boundary_.Finish(name, start, status);
   }
-  BERTH_CRI_UNBUILT(ListMetricDescriptors)
-  BERTH_CRI_UNBUILT(ListPodSandboxMetrics)
+  BERTH_CRI_UNARY(ListMetricDescriptors)
+  BERTH_CRI_UNARY(ListPodSandboxMetrics)
   BERTH_CRI_UNBUILT_STREAM(StreamPodSandboxMetrics, StreamPodSandboxMetricsRequest,
                            StreamPodSandboxMetricsResponse)
   BERTH_CRI_UNARY(RuntimeConfig)

@@ -3,6 +3,7 @@
 // Image.id and Container.image_id must equal.
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "agent/cri/cri_service.h"
 #include "os/status.h"
 
@@ -27,9 +28,15 @@ absl::StatusOr<runtime::v1::PullImageResponse> CriService::PullImage(
     creds.username = decoded.substr(0, decoded.find(':'));
     creds.password = decoded.substr(decoded.find(':') + 1);
   }
-  BERTH_ASSIGN_OR_RETURN(images::ImageRecord r, images_->Pull(image, creds));
+  const absl::Time begin = absl::Now();
+  absl::StatusOr<images::ImageRecord> r = images_->Pull(image, creds);
+  if (agent_metrics_ != nullptr) {
+    agent_metrics_->ImagePulled(r.ok() ? static_cast<uint64_t>(r->size) : 0,
+                                absl::Now() - begin, r.ok());
+  }
+  if (!r.ok()) return r.status();
   runtime::v1::PullImageResponse response;
-  response.set_image_ref(r.id);
+  response.set_image_ref(r->id);
   return response;
 }
 

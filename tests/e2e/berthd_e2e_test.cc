@@ -23,6 +23,7 @@ namespace berth {
 namespace {
 
 using ::berth::testing::BerthdProcess;
+using ::berth::testing::HttpGet;
 using ::berth::testing::IsOk;
 using ::berth::testing::TempDir;
 using ::grpc::health::v1::HealthCheckRequest;
@@ -223,26 +224,6 @@ TEST_F(BerthdTest, SigtermShutsDownGracefully) {
   EXPECT_EQ(*exit_code, 0) << berthd_.Log();
   EXPECT_NE(::access(berthd_.socket_path().c_str(), F_OK), 0) << "socket left behind";
   EXPECT_THAT(berthd_.Log(), HasSubstr("shutting down"));
-}
-
-std::string HttpGet(int port, const std::string& path) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return "";
-  }
-  std::string request = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
-  (void)!::write(fd, request.data(), request.size());
-  std::string out;
-  char buf[4096];
-  ssize_t n;
-  while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, n);
-  ::close(fd);
-  return out;
 }
 
 TEST(BerthdMetricsTest, CountsCallsOnTheMetricsEndpoint) {

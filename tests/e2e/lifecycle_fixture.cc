@@ -72,8 +72,10 @@ void LifecycleTest::SetUp() {
 
 void LifecycleTest::StartBerthd() {
   berthd_ = std::make_unique<BerthdProcess>(dir_);
-  ASSERT_THAT(berthd_->Start({"--import=" + demo_dir_ + "/demo", "--cgroup-root=" + cgroup_root_}),
-              ::berth::testing::IsOk());
+  std::vector<std::string> flags = {"--import=" + demo_dir_ + "/demo",
+                                    "--cgroup-root=" + cgroup_root_};
+  flags.insert(flags.end(), extra_flags_.begin(), extra_flags_.end());
+  ASSERT_THAT(berthd_->Start(flags), ::berth::testing::IsOk());
   Connect();
 }
 

@@ -62,6 +62,8 @@ class LifecycleTest : public ::testing::Test {
   void ExpectNoLeaks();
 
   static std::string demo_dir_;
+  // More berthd flags; a subclass sets them before SetUp() starts berthd.
+  std::vector<std::string> extra_flags_;
   TempDir dir_;
   std::string cgroup_root_;
   std::unique_ptr<BerthdProcess> berthd_;

@@ -64,6 +64,10 @@ absl::Status FromGrpcStatus(const grpc::Status& status);
 // A TCP port on 127.0.0.1 that was free a moment ago.
 int PickFreePort();
 
+// GET http://127.0.0.1:<port><path> (HTTP/1.0); the whole response, headers
+// included, or "" when nothing answers.
+std::string HttpGet(int port, const std::string& path);
+
 // Runs a shell command; returns its exit code.
 int Shell(const std::string& command);
 

@@ -1,0 +1,110 @@
+// What /metrics and the CRI stats RPCs sample: each ready pod's cgroup and each
+// live container's, labelled as cAdvisor labels them (research/metrics.md §1).
+// Built from record snapshots at scrape time; nothing is read on a timer.
+#include "absl/strings/str_cat.h"
+#include "agent/cri/agent_metrics.h"
+#include "agent/cri/cri_service.h"
+#include "agent/cri/records.h"
+#include "metrics/collector.h"
+#include "metrics/process_collector.h"
+
+namespace berth {
+
+namespace v1 = runtime::v1;
+namespace st = ::berth::state::v1;
+
+metrics::ContainerTarget CriService::TargetOf(const st::Sandbox& s, pid_t net_pid) const {
+  metrics::ContainerTarget t;
+  t.sample.pod = true;
+  t.sample.cgroup_path = s.cgroup_path();
+  const bool host_net = s.config().linux().security_context().namespace_options().network() ==
+                        v1::NODE;
+  t.sample.net_pid = host_net ? 0 : net_pid;
+  t.sample.start_time = absl::FromUnixNanos(s.created_at_ns());
+  t.labels.id = s.cgroup_path();
+  t.labels.namespace_ = s.config().metadata().namespace_();
+  t.labels.pod = s.config().metadata().name();
+  return t;
+}
+
+metrics::ContainerTarget CriService::TargetOf(const st::Container& c,
+                                              const st::Sandbox& s) const {
+  metrics::ContainerTarget t;
+  t.sample.cgroup_path = c.cgroup_path();
+  t.sample.upper_dir = c.rootfs_dir().empty() ? "" : c.rootfs_dir() + "/upper";
+  t.sample.start_time =
+      absl::FromUnixNanos(c.started_at_ns() != 0 ? c.started_at_ns() : c.created_at_ns());
+  t.labels.container = c.config().metadata().name();
+  t.labels.id = c.cgroup_path();
+  t.labels.image = c.image_name();
+  t.labels.name = c.id();
+  t.labels.namespace_ = s.config().metadata().namespace_();
+  t.labels.pod = s.config().metadata().name();
+  return t;
+}
+
+std::vector<CriService::PodTargets> CriService::LiveTargets() const {
+  std::vector<PodTargets> pods;
+  for (const std::shared_ptr<lifecycle::SandboxObject>& so : registry_.Sandboxes()) {
+    st::Sandbox s = Snapshot(*so);
+    if (s.phase() != st::RUNNING || s.cgroup_path().empty()) continue;
+    PodTargets pod;
+    pod.sandbox = s;
+    pid_t net_pid = s.pause_pid();
+    for (const std::shared_ptr<lifecycle::ContainerObject>& co : registry_.ContainersOf(s.id())) {
+      st::Container c = Snapshot(*co);
+      if (c.phase() != st::RUNNING || c.cgroup_path().empty()) continue;
+      if (net_pid <= 0) net_pid = c.init_pid();
+      pod.containers.push_back(TargetOf(c, s));
+      pod.container_records.push_back(std::move(c));
+    }
+    pod.pod = TargetOf(s, net_pid);
+    pods.push_back(std::move(pod));
+  }
+  return pods;
+}
+
+StateCounts CriService::CountStates() const {
+  std::map<std::string, double> sandboxes, containers;
+  for (auto s : {v1::SANDBOX_READY, v1::SANDBOX_NOTREADY}) sandboxes[v1::PodSandboxState_Name(s)];
+  for (auto c : {v1::CONTAINER_CREATED, v1::CONTAINER_RUNNING, v1::CONTAINER_EXITED,
+                 v1::CONTAINER_UNKNOWN}) {
+    containers[v1::ContainerState_Name(c)];
+  }
+  StateCounts out;
+  for (const auto& so : registry_.Sandboxes()) {
+    st::Sandbox s = Snapshot(*so);
+    if (s.phase() == st::CREATING) continue;
+    ++sandboxes[v1::PodSandboxState_Name(CriState(s))];
+    if (s.pause_shim_pid() > 0 && s.phase() == st::RUNNING) ++out.shims;
+  }
+  for (const auto& co : registry_.Containers()) {
+    st::Container c = Snapshot(*co);
+    if (c.phase() == st::CREATING) continue;
+    ++containers[v1::ContainerState_Name(CriState(c))];
+    // A shim serves its container from create until the container is removed.
+    if (c.shim_pid() > 0) ++out.shims;
+  }
+  out.sandboxes.assign(sandboxes.begin(), sandboxes.end());
+  out.containers.assign(containers.begin(), containers.end());
+  return out;
+}
+
+std::vector<std::shared_ptr<prometheus::Collectable>> CriService::Collectables() {
+  std::vector<std::shared_ptr<prometheus::Collectable>> out;
+  out.push_back(std::make_shared<metrics::ProcessCollector>());
+  out.push_back(std::make_shared<StateCollector>([this] { return CountStates(); }));
+  if (sampler_ != nullptr) {
+    out.push_back(std::make_shared<metrics::ContainerCollector>(*sampler_, [this] {
+      std::vector<metrics::ContainerTarget> targets;
+      for (PodTargets& pod : LiveTargets()) {
+        targets.push_back(std::move(pod.pod));
+        for (metrics::ContainerTarget& c : pod.containers) targets.push_back(std::move(c));
+      }
+      return targets;
+    }));
+  }
+  return out;
+}
+
+}  // namespace berth

@@ -11,6 +11,10 @@
 //   1. sequential: N pods started one after another, then torn down in turn;
 //   2. concurrent: C clients, each on its own connection, N pods in all;
 //   3. memory: berthd's VmRSS idle and with --pods-rss pods running.
+// With --scrape 10,100,500 it runs only phase 4 instead (issue 5): pods with
+// their own network namespace, started up to each count in turn; at each, 20
+// GETs of /metrics (wall time per scrape, berthd's CPU per scrape from
+// /proc/<pid>/stat) and berthd's CPU over 5 idle seconds with no scrape.
 // Any failed RPC ends the run (failures are never timed); every pod made is
 // removed, berthd stopped and the cgroup parent removed on every way out.
 // No containerd is installed here to run alongside (STYLE.md 16): its figures
@@ -40,6 +44,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_split.h"
 #include "agent/cri/api.h"
 #include "bench/bench_support.h"
 #include "os/files.h"
@@ -114,6 +119,7 @@ struct Phase {
 
 struct Bench {
   std::string socket, logs;
+  bool pod_network = false;  // the pod's own netns instead of the host's
   std::mutex mu;               // pods, and the Phase figures of several clients
   std::set<std::string> pods;  // made and not yet removed, for the cleanup on the way out
 };
@@ -128,7 +134,7 @@ v1::PodSandboxConfig PodConfig(const Bench& b, int i) {
   // PID namespace per container (no pause process).
   v1::NamespaceOption* ns =
       c.mutable_linux()->mutable_security_context()->mutable_namespace_options();
-  ns->set_network(v1::NODE);
+  ns->set_network(b.pod_network ? v1::POD : v1::NODE);
   ns->set_pid(v1::CONTAINER);
   c.set_log_directory(absl::StrCat(b.logs, "/", i));
   return c;
@@ -389,8 +395,72 @@ void DetachLeftoverMounts(const std::string& dir) {
 
 struct Options {
   int n = 50, clients = 4, pods_rss = 200;
+  std::vector<int> scrape;  // pod counts for phase 4; empty: phases 1-3
+  int metrics_port = 0;
   std::string json;
 };
+
+// berthd's user+system CPU time in ms (/proc/<pid>/stat fields 14 and 15).
+double CpuMs(pid_t pid) {
+  absl::StatusOr<std::string> stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+  if (!stat.ok()) return -1;
+  std::vector<std::string> f = absl::StrSplit(stat->substr(stat->rfind(')') + 2), ' ');
+  return (std::stod(f[11]) + std::stod(f[12])) * 1000.0 / sysconf(_SC_CLK_TCK);
+}
+
+// Phase 4: /metrics at each pod count of o.scrape.
+absl::Status MeasureScrapes(Bench& b, const Options& o, pid_t berthd, nlohmann::json* json) {
+  constexpr int kScrapes = 20;
+  std::printf("target: <= 50 ms per scrape at 500 containers, linear; ~0 CPU when idle\n");
+  std::printf("\n== scrape: GET /metrics, %d scrapes per row ==\n", kScrapes);
+  std::printf("%6s %9s %9s %9s %12s %11s %8s %9s %13s\n", "pods", "p50 ms", "p90 ms", "max ms",
+              "cpu ms/scr", "ms/ctr p50", "series", "KB", "idle cpu ms/s");
+  Phase phase;
+  int running = 0;
+  for (int target : o.scrape) {
+    std::vector<std::string> ids;
+    if (target > running) {
+      BERTH_RETURN_IF_ERROR(StartPods(b, o.clients, running, target - running, phase, &ids));
+      running = target;
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    std::string page = testing::HttpGet(o.metrics_port, "/metrics");  // warm-up
+    if (page.find("200 OK") == std::string::npos) {
+      return absl::UnavailableError("GET /metrics failed: " + page.substr(0, 200));
+    }
+    Figures scrape{"scrape"};
+    const double cpu0 = CpuMs(berthd);
+    for (int i = 0; i < kScrapes; ++i) {
+      scrape.ms.push_back(TimeMs([&] { page = testing::HttpGet(o.metrics_port, "/metrics"); }));
+    }
+    const double cpu_per = (CpuMs(berthd) - cpu0) / kScrapes;
+    int series = 0;
+    for (absl::string_view line : absl::StrSplit(page, '\n')) {
+      if (!line.empty() && line[0] != '#') ++series;
+    }
+    const double idle0 = CpuMs(berthd);
+    std::this_thread::sleep_for(std::chrono::seconds(5));
+    const double idle = (CpuMs(berthd) - idle0) / 5;
+    std::printf("%6d %9.2f %9.2f %9.2f %12.2f %11.3f %8d %9.0f %13.2f\n", target, scrape.Pct(0.5),
+                scrape.Pct(0.9), scrape.Pct(1.0), cpu_per, scrape.Pct(0.5) / std::max(1, target),
+                series, page.size() / 1024.0, idle);
+    (*json)["scrape"].push_back({{"pods", target},
+                                 {"containers", target},
+                                 {"p50_ms", scrape.Pct(0.5)},
+                                 {"p90_ms", scrape.Pct(0.9)},
+                                 {"max_ms", scrape.Pct(1.0)},
+                                 {"cpu_ms_per_scrape", cpu_per},
+                                 {"series", series},
+                                 {"bytes", page.size()},
+                                 {"idle_cpu_ms_per_s", idle}});
+  }
+  std::vector<std::string> all;
+  {
+    std::lock_guard<std::mutex> lock(b.mu);
+    all.assign(b.pods.begin(), b.pods.end());
+  }
+  return TeardownPods(b, o.clients, all, phase);
+}
 
 // Phase 3: berthd's VmRSS idle and with o.pods_rss pods running.
 absl::Status MeasureRss(Bench& b, const Options& o, pid_t berthd, double idle_at_start, int first,
@@ -465,10 +535,12 @@ int Main(const Options& o) {
   const std::string cgroup_parent =
       absl::StrFormat("/berth-test-bench-%08x", std::random_device()());
   testing::BerthdProcess berthd(dir);
-  Bench b{berthd.socket_path(), dir.Join("logs")};
+  Bench b{berthd.socket_path(), dir.Join("logs"), !o.scrape.empty()};
   bool running = false;
-  const std::vector<std::string> flags = {"--import=" + dir.Join("demo"),
-                                          "--cgroup-root=" + cgroup_parent};
+  const std::vector<std::string> flags = {
+      "--import=" + dir.Join("demo"), "--cgroup-root=" + cgroup_parent,
+      absl::StrCat("--metrics-address=", o.scrape.empty() ? "" : "127.0.0.1:",
+                   o.scrape.empty() ? "" : std::to_string(o.metrics_port))};
   absl::Cleanup cleanup = [&] {
     if (running) Shutdown(b, berthd, flags);
     RemoveCgroupParent(cgroup_parent);
@@ -477,7 +549,10 @@ int Main(const Options& o) {
   absl::Status s = berthd.Start(flags);
   running = s.ok();
   nlohmann::json json;
-  if (s.ok()) s = RunPhases(b, o, berthd.pid(), &json);
+  if (s.ok()) {
+    s = o.scrape.empty() ? RunPhases(b, o, berthd.pid(), &json)
+                         : MeasureScrapes(b, o, berthd.pid(), &json);
+  }
   if (!s.ok()) {
     std::fprintf(stderr, "pod_bench: %s\nberthd log tail:\n%s", s.ToString().c_str(),
                  Tail(berthd.Log(), 30).c_str());
@@ -503,8 +578,13 @@ int main(int argc, char** argv) {
       o.pods_rss = std::max(1, std::atoi(v.c_str()));
     } else if (a == "--json") {
       o.json = v;
+    } else if (a == "--scrape") {
+      for (absl::string_view n : absl::StrSplit(v, ',')) o.scrape.push_back(std::atoi(std::string(n).c_str()));
+      o.metrics_port = berth::testing::PickFreePort();
     } else {
-      std::fprintf(stderr, "usage: pod_bench [--n 50] [--c 4] [--pods-rss 200] [--json FILE]\n");
+      std::fprintf(stderr,
+                   "usage: pod_bench [--n 50] [--c 4] [--pods-rss 200] [--scrape 10,100,500] "
+                   "[--json FILE]\n");
       return 2;
     }
   }

@@ -1,34 +1,65 @@
 #include "metrics/cgroup_reader.h"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <map>
+#include <memory>
 #include <string>
 #include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "metrics/cgroup_parse.h"
 #include "os/cgroup/cgroup.h"
 #include "os/files.h"
 #include "os/status.h"
+#include "os/unique_fd.h"
 
 namespace berth::metrics {
 namespace {
 
 using KeyedValues = absl::flat_hash_map<std::string, uint64_t>;
 
-// One cgroup directory in one hierarchy; failures go to `errors`.
+// One cgroup directory in one hierarchy, opened once (O_PATH) so that each
+// file costs a one-component lookup instead of a walk down the whole path
+// (the kernfs lookups were a third of a scrape's kernel time); failures go to
+// `errors`.
 struct Dir {
+  Dir(std::string p, std::vector<absl::Status>* e)
+      : path(std::move(p)),
+        fd(::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)),
+        errors(e) {}
   std::string path;
+  UniqueFd fd;
   std::vector<absl::Status>* errors;
 };
+
+// `dir/name` read whole: one read(2) for the small files cgroupfs serves,
+// more only when the buffer fills (memory.stat).
+absl::StatusOr<std::string> ReadAt(const Dir& dir, absl::string_view name) {
+  const std::string n(name);
+  if (!dir.fd.valid()) return ErrnoStatus(ENOENT, "open", dir.path);
+  UniqueFd fd(::openat(dir.fd.get(), n.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus(errno, "open", absl::StrCat(dir.path, "/", n));
+  std::string out;
+  char buf[8192];
+  for (;;) {
+    ssize_t r = ::read(fd.get(), buf, sizeof(buf));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return ErrnoStatus(errno, "read", absl::StrCat(dir.path, "/", n));
+    out.append(buf, static_cast<size_t>(r));
+    if (r < static_cast<ssize_t>(sizeof(buf))) return out;
+  }
+}
 
 // The text of `dir/name`. A failure is recorded, except a missing file when
 // !required: the kernel offers many files only with some configs or versions.
 std::optional<std::string> ReadIn(const Dir& dir, absl::string_view name, bool required) {
-  absl::StatusOr<std::string> text = ReadFile(absl::StrCat(dir.path, "/", name));
+  absl::StatusOr<std::string> text = ReadAt(dir, name);
   if (text.ok()) return *std::move(text);
   if (required || text.status().code() != absl::StatusCode::kNotFound) {
     dir.errors->push_back(text.status());
@@ -182,21 +213,44 @@ std::optional<std::vector<BlkioDeviceStats>> ReadBlkioV1(const Dir& dir) {
 
 // The page sizes with files in `dir`: "hugetlb.2MB.current" (v2) or
 // "hugetlb.2MB.usage_in_bytes" (v1) gives "2MB"; v2's ".rsvd." files are skipped.
-void ReadHugetlb(const Dir& dir, bool v2, std::vector<HugetlbStats>& out) {
-  absl::StatusOr<std::vector<std::string>> names = ListDir(dir.path);
-  if (!names.ok()) {
-    dir.errors->push_back(names.status());
-    return;
-  }
-  const absl::string_view usage_file = v2 ? "current" : "usage_in_bytes";
+std::vector<std::string> PageSizes(const std::string& dir, bool v2) {
+  std::vector<std::string> sizes;
+  absl::StatusOr<std::vector<std::string>> names = ListDir(dir);
+  if (!names.ok()) return sizes;
+  const std::string usage = absl::StrCat(".", v2 ? "current" : "usage_in_bytes");
   for (absl::string_view name : *names) {
-    if (!absl::ConsumePrefix(&name, "hugetlb.") ||
-        !absl::ConsumeSuffix(&name, absl::StrCat(".", usage_file)) ||
-        absl::StrContains(name, '.')) {
-      continue;
+    if (absl::ConsumePrefix(&name, "hugetlb.") && absl::ConsumeSuffix(&name, usage) &&
+        !absl::StrContains(name, '.')) {
+      sizes.emplace_back(name);
     }
-    HugetlbStats h{std::string(name)};
-    const std::string base = absl::StrCat("hugetlb.", name, ".");
+  }
+  return sizes;
+}
+
+// Every non-root cgroup of a hierarchy has the same hugetlb files (one set per
+// page size the kernel supports, fixed at boot), so the sizes are listed from
+// the first cgroup read in each hierarchy rather than with a readdir per
+// cgroup per scrape. (A v2 root cgroup has none: it is never cached.)
+std::vector<std::string> CachedPageSizes(const std::string& root, const Dir& dir, bool v2) {
+  static absl::Mutex mu(absl::kConstInit);
+  static auto* cache = new std::map<std::string, std::vector<std::string>>();
+  if (dir.path == root) return PageSizes(dir.path, v2);
+  absl::MutexLock l(&mu);
+  auto it = cache->find(root);
+  if (it == cache->end()) {
+    std::vector<std::string> sizes = PageSizes(dir.path, v2);
+    if (sizes.empty()) return sizes;  // not there yet (a fake tree being filled): ask again
+    it = cache->emplace(root, std::move(sizes)).first;
+  }
+  return it->second;
+}
+
+void ReadHugetlb(const Dir& dir, const std::string& root, bool v2,
+                 std::vector<HugetlbStats>& out) {
+  const absl::string_view usage_file = v2 ? "current" : "usage_in_bytes";
+  for (const std::string& size : CachedPageSizes(root, dir, v2)) {
+    HugetlbStats h{size};
+    const std::string base = absl::StrCat("hugetlb.", size, ".");
     h.usage = ReadParsed(dir, absl::StrCat(base, usage_file), true, ParseUint);
     if (v2) {
       h.failcnt = Key(ReadParsed(dir, base + "events", true, ParseFlatKeyed), "max");
@@ -237,23 +291,27 @@ absl::StatusOr<CgroupStats> ReadCgroupStats(const CgroupLayout& layout,
     return absl::NotFoundError(absl::StrCat("cgroup `", cgroup_path, "` is in no hierarchy"));
   }
   CgroupStats s;
-  auto dir_for = [&](absl::string_view controller) -> std::optional<std::pair<Dir, bool>> {
+  // v1 co-mounts (cpu,cpuacct) share one directory: opened once.
+  auto dir_for = [&](absl::string_view controller)
+      -> std::optional<std::pair<std::shared_ptr<Dir>, bool>> {
     const CgroupHierarchy* h = layout.Find(controller);
     if (h == nullptr) return std::nullopt;
-    return std::make_pair(Dir{DirOf(*h, cgroup_path), &s.errors}, h->v2);
+    return std::make_pair(std::make_shared<Dir>(DirOf(*h, cgroup_path), &s.errors), h->v2);
   };
-  if (auto d = dir_for("cpu")) d->second ? ReadCpuV2(d->first, s) : ReadCpuV1(d->first, s);
-  if (auto d = dir_for("cpuacct")) ReadCpuacctV1(d->first, s);  // v1 only
+  if (auto d = dir_for("cpu")) d->second ? ReadCpuV2(*d->first, s) : ReadCpuV1(*d->first, s);
+  if (auto d = dir_for("cpuacct")) ReadCpuacctV1(*d->first, s);  // v1 only
   if (auto d = dir_for("memory")) {
-    d->second ? ReadMemoryV2(d->first, s.memory) : ReadMemoryV1(d->first, s.memory);
+    d->second ? ReadMemoryV2(*d->first, s.memory) : ReadMemoryV1(*d->first, s.memory);
   }
-  if (auto d = dir_for("pids")) ReadPids(d->first, s.pids);
-  if (auto d = dir_for("blkio")) s.blkio = ReadBlkioV1(d->first);
-  if (auto d = dir_for("io")) s.blkio = ReadParsed(d->first, "io.stat", true, ParseIoStat);
-  if (auto d = dir_for("hugetlb")) ReadHugetlb(d->first, d->second, s.hugetlb);
+  if (auto d = dir_for("pids")) ReadPids(*d->first, s.pids);
+  if (auto d = dir_for("blkio")) s.blkio = ReadBlkioV1(*d->first);
+  if (auto d = dir_for("io")) s.blkio = ReadParsed(*d->first, "io.stat", true, ParseIoStat);
+  if (const CgroupHierarchy* h = layout.Find("hugetlb")) {
+    ReadHugetlb(Dir(DirOf(*h, cgroup_path), &s.errors), h->mount_point, h->v2, s.hugetlb);
+  }
   for (const CgroupHierarchy& h : layout.hierarchies()) {
     if (!h.v2) continue;
-    ReadPressure(Dir{DirOf(h, cgroup_path), &s.errors}, s);
+    ReadPressure(Dir(DirOf(h, cgroup_path), &s.errors), s);
     break;
   }
   return s;

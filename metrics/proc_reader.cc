@@ -33,10 +33,20 @@ absl::Status CountFds(const std::string& fd_dir, ProcessStats& out) {
 
 }  // namespace
 
-ProcessStats ReadProcessStats(const std::vector<pid_t>& pids, absl::string_view proc_root) {
+ProcessStats ReadProcessStats(const std::vector<pid_t>& pids, absl::string_view proc_root,
+                              bool threads) {
   ProcessStats out;
   for (pid_t pid : pids) {
     const std::string dir = absl::StrCat(proc_root, "/", pid);
+    if (!threads) {
+      absl::Status st = CountFds(dir + "/fd", out);
+      if (st.ok()) {
+        ++out.processes;
+      } else if (!Exited(st)) {
+        out.errors.push_back(st);
+      }
+      continue;
+    }
     absl::StatusOr<std::string> status = ReadFile(dir + "/status");
     if (!status.ok()) {
       if (!Exited(status.status())) out.errors.push_back(status.status());

@@ -184,7 +184,8 @@ absl::StatusOr<ContainerSample> Sampler::Sample(const SampleTarget& target) {
   if (!target.pod) {
     absl::StatusOr<std::vector<pid_t>> pids = ReadCgroupProcs(layout_, target.cgroup_path);
     if (pids.ok()) {
-      s.processes = ReadProcessStats(*pids, options_.proc_root);
+      s.processes = ReadProcessStats(*pids, options_.proc_root,
+                                     /*threads=*/!s.cgroup.pids.current.has_value());
       for (absl::Status& e : s.processes->errors) s.cgroup.errors.push_back(std::move(e));
       s.processes->errors.clear();
       if (!pids->empty()) {

@@ -13,6 +13,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/str_cat.h"
 #include "agent/options.h"
 #include "agent/server.h"
@@ -39,6 +40,10 @@ ABSL_FLAG(std::string, registry_config_dir, "/etc/berth/registries.d",
           "per-registry <host>/hosts.toml: mirrors, CAs, insecure (see README)");
 ABSL_FLAG(std::vector<std::string>, import, {},
           "OCI image layout directories to import at start, comma-separated");
+ABSL_FLAG(std::string, cni_conf_dir, "/etc/cni/net.d",
+          "CNI network configs: the first .conflist/.conf/.json by name is used");
+ABSL_FLAG(std::string, cni_bin_dir, "/usr/lib/cni:/opt/cni/bin",
+          "colon-separated directories holding the CNI plugin binaries");
 ABSL_FLAG(std::string, log_level, "info", "debug, info, warning or error");
 
 namespace berth {
@@ -76,6 +81,8 @@ int Run() {
   o.shutdown_grace_seconds = absl::GetFlag(FLAGS_shutdown_grace);
   o.registry_config_dir = absl::GetFlag(FLAGS_registry_config_dir);
   o.import_dirs = absl::GetFlag(FLAGS_import);
+  o.cni_conf_dir = absl::GetFlag(FLAGS_cni_conf_dir);
+  o.cni_bin_dirs = absl::StrSplit(absl::GetFlag(FLAGS_cni_bin_dir), ':', absl::SkipEmpty());
 
   // Block the stop signals in every thread (gRPC's included, which inherit the
   // mask) so that only sigwait below sees them.

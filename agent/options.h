@@ -27,6 +27,9 @@ struct AgentOptions {
   std::string registry_config_dir = "/etc/berth/registries.d";
   // OCI image layouts imported at start (air-gapped nodes, the demo image).
   std::vector<std::string> import_dirs;
+  // CNI (agent/network): the first config in conf_dir; plugins from bin_dirs.
+  std::string cni_conf_dir = "/etc/cni/net.d";
+  std::vector<std::string> cni_bin_dirs = {"/usr/lib/cni", "/opt/cni/bin"};
 };
 
 }  // namespace berth

@@ -2,7 +2,7 @@
 #
 #   berth_cc_library(NAME os SRCS a.cc HDRS a.h DEPS absl::status)
 #   berth_cc_binary(NAME berthd SRCS main.cc DEPS berth::agent)
-#   berth_cc_test(NAME fd_test SRCS fd_test.cc DEPS berth::os [LABELS root])
+#   berth_cc_test(NAME fd_test SRCS fd_test.cc DEPS berth::os [LABELS root] [LOCK name])
 
 include(GoogleTest)
 
@@ -38,7 +38,7 @@ endfunction()
 # Tests run from the build tree; `LABELS root` marks tests that need root (they
 # GTEST_SKIP() otherwise), the rest get `unit`. BERTHD_PATH reaches tests as a macro.
 function(berth_cc_test)
-  cmake_parse_arguments(ARG "" "NAME;TIMEOUT" "SRCS;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "NAME;TIMEOUT;LOCK" "SRCS;DEPS;LABELS" ${ARGN})
   add_executable(${ARG_NAME} ${ARG_SRCS})
   _berth_common(${ARG_NAME})
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main)
@@ -53,7 +53,12 @@ function(berth_cc_test)
   if(ARG_LABELS)
     set(labels ${ARG_LABELS})
   endif()
-  gtest_discover_tests(${ARG_NAME} PROPERTIES LABELS "${labels}" DISCOVERY_TIMEOUT 30)
+  # LOCK: tests sharing one machine-wide resource (ctest RESOURCE_LOCK) never run at once.
+  set(lock)
+  if(ARG_LOCK)
+    set(lock RESOURCE_LOCK ${ARG_LOCK})
+  endif()
+  gtest_discover_tests(${ARG_NAME} PROPERTIES LABELS "${labels}" ${lock} DISCOVERY_TIMEOUT 30)
 endfunction()
 
 # Protocol buffers: protoc output stays in the build tree (STYLE.md 12), wrapped

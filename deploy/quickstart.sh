@@ -9,6 +9,11 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 cmake --build "$top/build" -j "$(nproc)" --target berthd berth-shim
 install -m 0755 "$top/build/bin/berthd" "$top/build/bin/berth-shim" /usr/local/bin/
+# Pod networking: the default bridge (berth0, 10.85.0.0/16, portmap), unless the
+# machine already has a CNI config of its own.
+if ! ls /etc/cni/net.d/*.conf* /etc/cni/net.d/*.json >/dev/null 2>&1; then
+  install -D -m 0644 "$top/deploy/cni/10-berth-bridge.conflist" /etc/cni/net.d/10-berth-bridge.conflist
+fi
 # The demo image, docker.io/berth/demo:latest, from busybox-static: no network needed.
 demo=/usr/local/share/berth/demo-image
 "$top/deploy/demo-image.sh" "$demo"

@@ -50,6 +50,11 @@ absl::StatusOr<std::unique_ptr<CriService>> CriService::Create(AgentOptions opti
                       << dir;
     }
   }
+  network::CniOptions cni;
+  cni.conf_dir = o.cni_conf_dir;
+  cni.bin_dirs = o.cni_bin_dirs;
+  cni.cache_dir = o.root_dir + "/cni";
+  cri->cni_ = std::make_unique<network::Cni>(std::move(cni));
   cri->cgroups_ = CgroupLayout::Detect();
   if (!cri->cgroups_.ok()) {
     BERTH_LOG(WARNING) << "no cgroups: pods cannot run: " << cri->cgroups_.status();

@@ -16,6 +16,7 @@
 #include "agent/cri/agent_metrics.h"
 #include "agent/cri/api.h"
 #include "agent/images/images.h"
+#include "agent/network/cni.h"
 #include "agent/options.h"
 #include "agent/runtime/events.h"
 #include "agent/runtime/monitor.h"
@@ -136,6 +137,8 @@ class CriService {
 
   // Pieces shared by several verbs.
   absl::Status TeardownSandbox(lifecycle::SandboxObject& sandbox);  // pod_sandbox_stop.cc
+  absl::Status SetupPodNetwork(lifecycle::SandboxObject& sandbox);     // pod_network.cc
+  absl::Status TeardownPodNetwork(lifecycle::SandboxObject& sandbox);  // pod_network.cc
   absl::Status DestroySandbox(lifecycle::SandboxObject& sandbox);   // pod_sandbox_remove.cc
   absl::Status KillContainer(lifecycle::ContainerObject& container, int signal,
                              absl::Duration timeout);                    // container_stop.cc
@@ -186,6 +189,7 @@ class CriService {
   absl::StatusOr<CgroupLayout> cgroups_ = absl::UnavailableError("not detected yet");
   absl::Mutex children_mu_;
   std::set<pid_t> children_ ABSL_GUARDED_BY(children_mu_);
+  std::unique_ptr<network::Cni> cni_;
   std::unique_ptr<metrics::Sampler> sampler_;  // null without cgroups
   std::unique_ptr<AgentMetrics> agent_metrics_;  // null without a registry
   // The previous CPU reading per container or pod id, for usage_nano_cores.

@@ -196,6 +196,7 @@ absl::StatusOr<v1::RunPodSandboxResponse> CriService::RunPodSandbox(
     BERTH_RETURN_IF_ERROR(Annotate(shim::PinNamespaces(ShimPath(options_), pin), "pod namespaces"));
   }
   BERTH_RETURN_IF_ERROR(Annotate(WritePodFiles(dir, config, host_network, hostname), "pod files"));
+  BERTH_RETURN_IF_ERROR(SetupPodNetwork(*sandbox));
 
   if (!record.pause_bundle().empty()) {
     BERTH_RETURN_IF_ERROR(MakeDirs(record.pause_bundle(), 0700));

@@ -40,7 +40,14 @@ absl::Status CriService::TeardownSandbox(lifecycle::SandboxObject& sandbox) {
     if (r.pause_shim_pid() > 0) ReapChild(r.pause_shim_pid());
     keep(shim::RemovePauseRoot(r.pause_bundle()));
   }
-  if (!r.ns_dir().empty()) keep(Annotate(shim::UnpinNamespaces(r.ns_dir()), "pod namespaces"));
+  // DEL before the netns goes: the plugins remove the pod's end of the veth in
+  // it. When DEL fails the namespaces stay pinned for the retry (Remove, or
+  // recovery), so it can finish with everything as ADD left it.
+  absl::Status network = TeardownPodNetwork(sandbox);
+  keep(network);
+  if (!r.ns_dir().empty() && network.ok()) {
+    keep(Annotate(shim::UnpinNamespaces(r.ns_dir()), "pod namespaces"));
+  }
   return first;
 }
 

@@ -68,10 +68,13 @@ absl::StatusOr<runtime::v1::StatusResponse> CriService::Status(
   runtime::v1::StatusResponse response;
   SetCondition(response.mutable_status()->add_conditions(), kRuntimeReady,
                RuntimeProblems(options_), "RuntimeNotReady");
-  // Pod networking (CNI) is not built yet: a pod gets no network but loopback,
-  // so kubelet must not place pods that need one here.
-  SetCondition(response.mutable_status()->add_conditions(), kNetworkReady,
-               {"pod networking (CNI) is not built yet: pods get loopback only"},
+  // Without a CNI config (or a plugin it names) a pod gets loopback only, so
+  // kubelet must not place pods that need a network here.
+  std::vector<std::string> network_problems;
+  if (absl::Status ready = cni_->Ready(); !ready.ok()) {
+    network_problems.push_back(absl::StrCat("CNI: ", ready.message()));
+  }
+  SetCondition(response.mutable_status()->add_conditions(), kNetworkReady, network_problems,
                "NetworkPluginNotReady");
   if (request.verbose()) {
     const AgentOptions& o = options_;

@@ -41,6 +41,8 @@ absl::Status BerthdProcess::Spawn(const std::vector<std::string>& extra) {
                                    "--root=" + root_dir(),
                                    "--state-dir=" + state_dir(),
                                    "--metrics-address=",
+                                   // No CNI config: pods get loopback only, whatever the machine has.
+                                   "--cni-conf-dir=" + dir_ + "/cni/net.d",
                                    "--shutdown-grace=5"};
   args.insert(args.end(), extra.begin(), extra.end());
   std::vector<char*> argv;

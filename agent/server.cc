@@ -1,5 +1,7 @@
 #include "agent/server.h"
 
+#include <prometheus/text_serializer.h>
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -88,11 +90,10 @@ absl::Status AgentServer::Serve() {
   BERTH_RETURN_IF_ERROR(ServeMetrics());
   boundary_ = std::make_unique<RpcBoundary>(*registry_);
   BERTH_ASSIGN_OR_RETURN(cri_, CriService::Create(options_, registry_.get()));
-  if (exposer_ != nullptr) {
-    for (auto& collectable : cri_->Collectables()) {
-      exposer_->RegisterCollectable(collectable);
-      collectables_.push_back(std::move(collectable));  // the exposer holds weak_ptrs
-    }
+  {
+    absl::MutexLock l(&metrics_mu_);
+    collectables_ = cri_->Collectables();
+    metrics_cri_ = cri_.get();
   }
   services_.push_back(NewRuntimeService(*cri_, *boundary_));
   services_.push_back(NewImageService(*cri_, *boundary_));
@@ -174,15 +175,26 @@ absl::Status AgentServer::Serve() {
 
 absl::Status AgentServer::ServeMetrics() {
   if (options_.metrics_address.empty()) return absl::OkStatus();
-  try {
-    exposer_ = std::make_unique<prometheus::Exposer>(options_.metrics_address);
-  } catch (const std::exception& e) {  // civetweb reports bind failures by throwing.
-    return absl::UnavailableError(
-        absl::StrCat("metrics endpoint on ", options_.metrics_address, ": ", e.what()));
+  absl::StatusOr<std::unique_ptr<MetricsServer>> server =
+      MetricsServer::Start(options_.metrics_address, [this] { return MetricsPage(); });
+  if (!server.ok()) {
+    return absl::UnavailableError(absl::StrCat("metrics endpoint on ", options_.metrics_address,
+                                               ": ", server.status().message()));
   }
-  exposer_->RegisterCollectable(registry_);
+  metrics_server_ = *std::move(server);
   BERTH_LOG(INFO) << "serving metrics on http://" << options_.metrics_address << "/metrics";
   return absl::OkStatus();
+}
+
+std::string AgentServer::MetricsPage() {
+  std::vector<prometheus::MetricFamily> families = registry_->Collect();
+  absl::MutexLock l(&metrics_mu_);
+  for (const auto& c : collectables_) {
+    for (prometheus::MetricFamily& f : c->Collect()) families.push_back(std::move(f));
+  }
+  std::string page = prometheus::TextSerializer().Serialize(families);
+  if (metrics_cri_ != nullptr) page += metrics_cri_->ScrapeContainers();
+  return page;
 }
 
 void AgentServer::Shutdown() {
@@ -204,7 +216,7 @@ void AgentServer::Shutdown() {
     grpc_->Shutdown(std::chrono::system_clock::now() + std::chrono::milliseconds(100));
     grpc_->Wait();
   }
-  exposer_.reset();
+  metrics_server_.reset();
   if (socket_bound_ && ::unlink(options_.socket_path.c_str()) != 0 && errno != ENOENT) {
     BERTH_LOG(WARNING) << ErrnoStatus(errno, "unlink", options_.socket_path);
   }

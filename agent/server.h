@@ -17,13 +17,16 @@
 #include <vector>
 
 #include <grpcpp/server.h>
-#include <prometheus/exposer.h>
+#include <prometheus/collectable.h>
 #include <prometheus/registry.h>
+
+#include <atomic>
 
 #include "absl/status/statusor.h"
 #include "agent/cri/cri_service.h"
 #include "agent/cri/rpc_boundary.h"
 #include "agent/health_service.h"
+#include "agent/metrics_server.h"
 #include "agent/options.h"
 #include "os/unique_fd.h"
 
@@ -44,13 +47,18 @@ class AgentServer {
   absl::Status Claim();
   absl::Status Serve();
   absl::Status ServeMetrics();
+  std::string MetricsPage();
 
   AgentOptions options_;
   UniqueFd root_lock_;
   UniqueFd socket_lock_;
   std::shared_ptr<prometheus::Registry> registry_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
-  std::vector<std::shared_ptr<prometheus::Collectable>> collectables_;
+  std::unique_ptr<MetricsServer> metrics_server_;
+  // What /metrics serves; set once CriService exists (the server starts first,
+  // so a taken port fails the start early).
+  absl::Mutex metrics_mu_;
+  std::vector<std::shared_ptr<prometheus::Collectable>> collectables_ ABSL_GUARDED_BY(metrics_mu_);
+  CriService* metrics_cri_ ABSL_GUARDED_BY(metrics_mu_) = nullptr;
   std::unique_ptr<RpcBoundary> boundary_;
   std::unique_ptr<CriService> cri_;
   std::vector<std::unique_ptr<grpc::Service>> services_;

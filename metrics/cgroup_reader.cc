@@ -28,19 +28,23 @@ using KeyedValues = absl::flat_hash_map<std::string, uint64_t>;
 // file costs a one-component lookup instead of a walk down the whole path
 // (the kernfs lookups were a third of a scrape's kernel time); failures go to
 // `errors`.
+// With a CgroupFileCache the files stay open instead.
 struct Dir {
-  Dir(std::string p, std::vector<absl::Status>* e)
+  Dir(std::string p, std::vector<absl::Status>* e, CgroupFileCache* c = nullptr)
       : path(std::move(p)),
-        fd(::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)),
-        errors(e) {}
+        fd(c != nullptr ? -1 : ::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC)),
+        errors(e),
+        cache(c) {}
   std::string path;
   UniqueFd fd;
   std::vector<absl::Status>* errors;
+  CgroupFileCache* cache;
 };
 
 // `dir/name` read whole: one read(2) for the small files cgroupfs serves,
 // more only when the buffer fills (memory.stat).
 absl::StatusOr<std::string> ReadAt(const Dir& dir, absl::string_view name) {
+  if (dir.cache != nullptr) return dir.cache->Read(dir.path, name);
   const std::string n(name);
   if (!dir.fd.valid()) return ErrnoStatus(ENOENT, "open", dir.path);
   UniqueFd fd(::openat(dir.fd.get(), n.c_str(), O_RDONLY | O_CLOEXEC));
@@ -281,10 +285,39 @@ bool IsDir(const std::string& path) {
 
 }  // namespace
 
+absl::StatusOr<std::string> CgroupFileCache::Read(const std::string& dir,
+                                                  absl::string_view name) {
+  const std::string path = absl::StrCat(dir, "/", name);
+  auto it = fds_.find(path);
+  if (it == fds_.end()) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return ErrnoStatus(errno, "open", path);
+    it = fds_.emplace(path, std::move(fd)).first;
+  }
+  std::string out;
+  char buf[8192];
+  for (;;) {
+    ssize_t r = ::pread(it->second.get(), buf, sizeof(buf), static_cast<off_t>(out.size()));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) {
+      const int err = errno;
+      fds_.erase(it);
+      if (err == ENODEV) gone_ = true;  // the cgroup was removed
+      return ErrnoStatus(err == ENODEV ? ENOENT : err, "read", path);
+    }
+    out.append(buf, static_cast<size_t>(r));
+    if (r < static_cast<ssize_t>(sizeof(buf))) return out;
+  }
+}
+
 absl::StatusOr<CgroupStats> ReadCgroupStats(const CgroupLayout& layout,
-                                            absl::string_view cgroup_path) {
+                                            absl::string_view cgroup_path,
+                                            CgroupFileCache* cache) {
   if (cgroup_path != "/") BERTH_RETURN_IF_ERROR(CheckCgroupPath(cgroup_path));
-  bool found = false;
+  // With files cached from a previous read, a removed cgroup shows as ENODEV
+  // below; otherwise look for its directory first.
+  const bool known = cache != nullptr && cache->size() > 0;
+  bool found = known;
   for (const CgroupHierarchy& h : layout.hierarchies())
     found = found || IsDir(DirOf(h, cgroup_path));
   if (!found) {
@@ -296,7 +329,8 @@ absl::StatusOr<CgroupStats> ReadCgroupStats(const CgroupLayout& layout,
       -> std::optional<std::pair<std::shared_ptr<Dir>, bool>> {
     const CgroupHierarchy* h = layout.Find(controller);
     if (h == nullptr) return std::nullopt;
-    return std::make_pair(std::make_shared<Dir>(DirOf(*h, cgroup_path), &s.errors), h->v2);
+    return std::make_pair(std::make_shared<Dir>(DirOf(*h, cgroup_path), &s.errors, cache),
+                          h->v2);
   };
   if (auto d = dir_for("cpu")) d->second ? ReadCpuV2(*d->first, s) : ReadCpuV1(*d->first, s);
   if (auto d = dir_for("cpuacct")) ReadCpuacctV1(*d->first, s);  // v1 only
@@ -307,12 +341,17 @@ absl::StatusOr<CgroupStats> ReadCgroupStats(const CgroupLayout& layout,
   if (auto d = dir_for("blkio")) s.blkio = ReadBlkioV1(*d->first);
   if (auto d = dir_for("io")) s.blkio = ReadParsed(*d->first, "io.stat", true, ParseIoStat);
   if (const CgroupHierarchy* h = layout.Find("hugetlb")) {
-    ReadHugetlb(Dir(DirOf(*h, cgroup_path), &s.errors), h->mount_point, h->v2, s.hugetlb);
+    ReadHugetlb(Dir(DirOf(*h, cgroup_path), &s.errors, cache), h->mount_point, h->v2,
+                s.hugetlb);
   }
   for (const CgroupHierarchy& h : layout.hierarchies()) {
     if (!h.v2) continue;
-    ReadPressure(Dir(DirOf(h, cgroup_path), &s.errors), s);
+    ReadPressure(Dir(DirOf(h, cgroup_path), &s.errors, cache), s);
     break;
+  }
+  if (cache != nullptr && cache->gone()) {
+    cache->Clear();
+    return absl::NotFoundError(absl::StrCat("cgroup `", cgroup_path, "` was removed"));
   }
   return s;
 }

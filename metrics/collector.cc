@@ -1,63 +1,18 @@
 #include "metrics/collector.h"
 
+#include <atomic>
+#include <set>
+#include <thread>
 #include <utility>
 
 #include "absl/time/clock.h"
+#include "metrics/text_sink.h"
 #include "os/log.h"
 
 namespace berth::metrics {
 
-FamilyBuilder::FamilyBuilder() {
-  families_.resize(kFamilyCount);
-  for (int i = 0; i < kFamilyCount; ++i) {
-    const FamilySpec& spec = Spec(static_cast<Family>(i));
-    families_[i].name = spec.name;
-    families_[i].help = spec.help;
-    families_[i].type = spec.type == MetricType::kCounter ? prometheus::MetricType::Counter
-                                                          : prometheus::MetricType::Gauge;
-  }
-  base_.resize(kBaseLabelCount);
-  for (int i = 0; i < kBaseLabelCount; ++i) base_[i].name = kBaseLabels[i];
-}
-
-void FamilyBuilder::SetTarget(const TargetLabels& labels) {
-  auto values = labels.Values();
-  for (int i = 0; i < kBaseLabelCount; ++i) base_[i].value = std::string(values[i]);
-}
-
-void FamilyBuilder::Add(Family family, double value,
-                        std::initializer_list<absl::string_view> extra) {
-  const FamilySpec& spec = Spec(family);
-  prometheus::MetricFamily& f = families_[static_cast<int>(family)];
-  prometheus::ClientMetric& m = f.metric.emplace_back();
-  m.label.reserve(kBaseLabelCount + spec.extra_labels.size());
-  m.label = base_;
-  size_t i = 0;
-  for (absl::string_view v : extra) {
-    if (i >= spec.extra_labels.size()) break;
-    m.label.push_back({spec.extra_labels[i++], std::string(v)});
-  }
-  if (spec.type == MetricType::kCounter) {
-    m.counter.value = value;
-  } else {
-    m.gauge.value = value;
-  }
-}
-
-std::vector<prometheus::MetricFamily> FamilyBuilder::Finish(bool scrape_error) && {
-  std::vector<prometheus::MetricFamily> out;
-  out.reserve(families_.size() + 1);
-  for (prometheus::MetricFamily& f : families_) {
-    if (!f.metric.empty()) out.push_back(std::move(f));
-  }
-  // cAdvisor's own health series: 1 when a read failed during this scrape.
-  prometheus::MetricFamily& err = out.emplace_back();
-  err.name = "container_scrape_error";
-  err.help = "1 if there was an error while getting container metrics, 0 otherwise";
-  err.type = prometheus::MetricType::Gauge;
-  err.metric.emplace_back().gauge.value = scrape_error ? 1 : 0;
-  return out;
-}
+// Fewer targets than this are read on the calling thread alone.
+constexpr size_t kTargetsPerThread = 32;
 
 void ContainerCollector::LogError(const std::string& id, const absl::Status& error) const {
   {
@@ -70,28 +25,44 @@ void ContainerCollector::LogError(const std::string& id, const absl::Status& err
                      << " (further read errors within a minute are not logged)";
 }
 
-std::vector<prometheus::MetricFamily> ContainerCollector::Collect() const {
+std::string ContainerCollector::Scrape() const {
   const std::vector<ContainerTarget> targets = lister_();
   const absl::Time now = absl::Now();
-  FamilyBuilder builder;
-  bool error = false;
-  for (const ContainerTarget& t : targets) {
-    absl::StatusOr<ContainerSample> sample = sampler_.Sample(t.sample);
-    if (!sample.ok()) {
-      // Gone between listing and reading: the container exited and was cleaned up.
-      if (sample.status().code() == absl::StatusCode::kNotFound) continue;
-      LogError(t.labels.id, sample.status());
-      error = true;
-      continue;
+  const size_t n = targets.size();
+  const size_t threads =
+      std::max<size_t>(1, std::min<size_t>(threads_, n / kTargetsPerThread));
+  std::vector<TextSink> sinks(threads);
+  std::atomic<bool> error{false};
+  // Thread t takes a contiguous share, so merging keeps the targets' order.
+  auto work = [&](size_t t) {
+    for (size_t i = n * t / threads; i < n * (t + 1) / threads; ++i) {
+      const ContainerTarget& target = targets[i];
+      absl::StatusOr<ContainerSample> sample = sampler_.Sample(target.sample);
+      if (!sample.ok()) {
+        // Gone between listing and reading: the container exited and was cleaned up.
+        if (sample.status().code() == absl::StatusCode::kNotFound) continue;
+        LogError(target.labels.id, sample.status());
+        error = true;
+        continue;
+      }
+      for (const absl::Status& e : sample->cgroup.errors) {
+        LogError(target.labels.id, e);
+        error = true;
+      }
+      sinks[t].SetTarget(target.labels);
+      EmitSamples(*sample, now, sinks[t]);
     }
-    for (const absl::Status& e : sample->cgroup.errors) {
-      LogError(t.labels.id, e);
-      error = true;
-    }
-    builder.SetTarget(t.labels);
-    EmitSamples(*sample, now, builder);
-  }
-  return std::move(builder).Finish(error);
+  };
+  std::vector<std::thread> helpers;
+  for (size_t t = 1; t < threads; ++t) helpers.emplace_back(work, t);
+  work(0);
+  for (std::thread& h : helpers) h.join();
+  for (size_t t = 1; t < threads; ++t) sinks[0].Merge(std::move(sinks[t]));
+  // Cached file handles of targets that are gone are closed.
+  std::set<std::string> live;
+  for (const ContainerTarget& t : targets) live.insert(t.sample.cgroup_path);
+  sampler_.Retain(live);
+  return std::move(sinks[0]).Finish(error);
 }
 
 }  // namespace berth::metrics

@@ -1,13 +1,15 @@
-// The cAdvisor-compatible container_* families as a prometheus-cpp Collectable:
-// at every scrape, the targets (the agent's running containers and their pods)
-// are sampled (sampler.h) and mapped to families (families.h).
+// The cAdvisor-compatible container_* families of every running container and
+// pod, as Prometheus text: at each scrape the targets (from the agent) are
+// sampled (sampler.h) and written out (families.h, text_sink.h).
 //
-//   auto collector = std::make_shared<ContainerCollector>(sampler, [&] { return Targets(); });
-//   exposer.RegisterCollectable(collector);
+//   ContainerCollector collector(sampler, [&] { return Targets(); });
+//   std::string page = collector.Scrape();
 //
 // Values are read at scrape time: there is no housekeeping loop, so an agent
-// nobody scrapes reads nothing. A target whose cgroup is gone is skipped; a
-// file that fails costs its series and sets container_scrape_error to 1.
+// nobody scrapes reads nothing. Targets are split across `threads` threads (a
+// scrape of hundreds of cgroups is mostly waiting on the kernel's seq_files).
+// A target whose cgroup is gone is skipped; a file that fails costs its series
+// and sets container_scrape_error to 1.
 #pragma once
 
 #include <functional>
@@ -19,8 +21,6 @@
 #include "absl/time/time.h"
 #include "metrics/families.h"
 #include "metrics/sampler.h"
-#include "prometheus/collectable.h"
-#include "prometheus/metric_family.h"
 
 namespace berth::metrics {
 
@@ -31,12 +31,12 @@ struct ContainerTarget {
 
 using TargetLister = std::function<std::vector<ContainerTarget>()>;
 
-class ContainerCollector : public prometheus::Collectable {
+class ContainerCollector {
  public:
-  ContainerCollector(Sampler& sampler, TargetLister lister)
-      : sampler_(sampler), lister_(std::move(lister)) {}
+  ContainerCollector(Sampler& sampler, TargetLister lister, int threads = 2)
+      : sampler_(sampler), lister_(std::move(lister)), threads_(threads) {}
 
-  std::vector<prometheus::MetricFamily> Collect() const override;
+  std::string Scrape() const;
 
  private:
   // Logs the first read error of a scrape, at most once a minute: a file that
@@ -45,22 +45,9 @@ class ContainerCollector : public prometheus::Collectable {
 
   Sampler& sampler_;
   TargetLister lister_;
+  int threads_;
   mutable absl::Mutex log_mu_;
   mutable absl::Time last_log_ ABSL_GUARDED_BY(log_mu_) = absl::InfinitePast();
-};
-
-// Maps samples of targets into families (empty families left out). Exposed for
-// tests and the scrape bench.
-class FamilyBuilder : public SampleSink {
- public:
-  FamilyBuilder();
-  void SetTarget(const TargetLabels& labels);
-  void Add(Family family, double value, std::initializer_list<absl::string_view> extra) override;
-  std::vector<prometheus::MetricFamily> Finish(bool scrape_error) &&;
-
- private:
-  std::vector<prometheus::MetricFamily> families_;
-  std::vector<prometheus::ClientMetric::Label> base_;
 };
 
 }  // namespace berth::metrics

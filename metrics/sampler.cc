@@ -3,10 +3,12 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <set>
 #include <utility>
@@ -106,8 +108,38 @@ absl::StatusOr<uint64_t> ParseNofileSoft(absl::string_view limits) {
   return absl::InvalidArgumentError("no \"Max open files\" line");
 }
 
+namespace {
+
+size_t DefaultMaxOpenFiles() {
+  struct rlimit r;
+  if (::getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return 200'000;
+  return std::min<size_t>(r.rlim_cur / 2, 200'000);
+}
+
+}  // namespace
+
 Sampler::Sampler(CgroupLayout layout, SamplerOptions options)
-    : layout_(std::move(layout)), options_(std::move(options)) {}
+    : layout_(std::move(layout)),
+      options_(std::move(options)),
+      max_open_files_(options_.max_open_files != 0 ? options_.max_open_files
+                                                   : DefaultMaxOpenFiles()) {}
+
+void Sampler::Retain(const std::set<std::string>& live) {
+  absl::MutexLock l(&files_mu_);
+  for (auto it = files_.begin(); it != files_.end();) {
+    it = live.count(it->first) > 0 ? std::next(it) : files_.erase(it);
+  }
+}
+
+size_t Sampler::open_files() const {
+  absl::MutexLock l(&files_mu_);
+  size_t n = 0;
+  for (const auto& [path, f] : files_) {
+    absl::MutexLock fl(&f->mu);
+    n += f->cache.size();
+  }
+  return n;
+}
 
 std::string Sampler::DeviceName(dev_t dev) {
   {
@@ -175,7 +207,22 @@ absl::StatusOr<ContainerSample> Sampler::Sample(const SampleTarget& target) {
   ContainerSample s;
   s.pod = target.pod;
   s.start_time = target.start_time;
-  BERTH_ASSIGN_OR_RETURN(s.cgroup, ReadCgroupStats(layout_, target.cgroup_path));
+  std::shared_ptr<Files> files;
+  {
+    absl::MutexLock l(&files_mu_);
+    auto it = files_.find(target.cgroup_path);
+    if (it != files_.end()) {
+      files = it->second;
+    } else if (files_.size() * 40 < max_open_files_) {  // ~30 files a cgroup
+      files = files_.emplace(target.cgroup_path, std::make_shared<Files>()).first->second;
+    }
+  }
+  if (files != nullptr) {
+    absl::MutexLock l(&files->mu);
+    BERTH_ASSIGN_OR_RETURN(s.cgroup, ReadCgroupStats(layout_, target.cgroup_path, &files->cache));
+  } else {
+    BERTH_ASSIGN_OR_RETURN(s.cgroup, ReadCgroupStats(layout_, target.cgroup_path));
+  }
   if (s.cgroup.blkio) {
     for (const BlkioDeviceStats& d : *s.cgroup.blkio) {
       s.blkio_device_names.push_back(DeviceName(makedev(d.major, d.minor)));

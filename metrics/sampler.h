@@ -18,12 +18,15 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <set>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "metrics/cgroup_reader.h"
 #include "metrics/families.h"
 #include "os/cgroup/layout.h"
 
@@ -44,6 +47,10 @@ struct SamplerOptions {
   std::string sys_root = "/sys";
   absl::Duration fs_ttl = absl::Seconds(15);
   uint64_t fs_max_entries = 1'000'000;
+  // Cgroup files kept open between samples (CgroupFileCache), at most this
+  // many in all; 0: half the soft RLIMIT_NOFILE, at most 200 000. Past the
+  // budget a target's files are opened and closed at each read.
+  size_t max_open_files = 0;
 };
 
 class Sampler {
@@ -57,6 +64,9 @@ class Sampler {
 
   // Forget cached layer usage of layers no longer sampled.
   void Forget(const std::string& upper_dir);
+  // Closes the cached files of every cgroup not in `live` (called after a scrape).
+  void Retain(const std::set<std::string>& live);
+  size_t open_files() const;
 
   const CgroupLayout& layout() const { return layout_; }
 
@@ -74,6 +84,14 @@ class Sampler {
   };
   std::map<std::string, CachedFs> fs_ ABSL_GUARDED_BY(mu_);
   std::map<dev_t, std::string> devices_ ABSL_GUARDED_BY(mu_);
+  // Per cgroup path; each entry's mutex keeps one reader at a time on it.
+  struct Files {
+    absl::Mutex mu;
+    CgroupFileCache cache ABSL_GUARDED_BY(mu);
+  };
+  mutable absl::Mutex files_mu_;
+  std::map<std::string, std::shared_ptr<Files>> files_ ABSL_GUARDED_BY(files_mu_);
+  size_t max_open_files_;
 };
 
 // Bytes (allocated blocks, as du(1)) and inodes under `dir`, hard links

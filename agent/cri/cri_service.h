@@ -101,9 +101,11 @@ class CriService {
   absl::StatusOr<runtime::v1::ListPodSandboxMetricsResponse> ListPodSandboxMetrics(
       const runtime::v1::ListPodSandboxMetricsRequest& request);
 
-  // What /metrics serves beside the gRPC families: the container_* families,
-  // berthd's process metrics, and counts by state (metrics_targets.cc).
+  // What /metrics serves beside the gRPC families: berthd's process metrics
+  // and counts by state (metrics_targets.cc), and the container_* families as
+  // text (ScrapeContainers; "" without cgroups).
   std::vector<std::shared_ptr<prometheus::Collectable>> Collectables();
+  std::string ScrapeContainers();
 
   absl::StatusOr<runtime::v1::VersionResponse> Version(const runtime::v1::VersionRequest& request);
   absl::StatusOr<runtime::v1::StatusResponse> Status(const runtime::v1::StatusRequest& request);
@@ -191,6 +193,7 @@ class CriService {
   std::set<pid_t> children_ ABSL_GUARDED_BY(children_mu_);
   std::unique_ptr<network::Cni> cni_;
   std::unique_ptr<metrics::Sampler> sampler_;  // null without cgroups
+  std::unique_ptr<metrics::ContainerCollector> collector_;  // null without cgroups
   std::unique_ptr<AgentMetrics> agent_metrics_;  // null without a registry
   // The previous CPU reading per container or pod id, for usage_nano_cores.
   struct CpuPoint {

@@ -94,17 +94,11 @@ std::vector<std::shared_ptr<prometheus::Collectable>> CriService::Collectables()
   std::vector<std::shared_ptr<prometheus::Collectable>> out;
   out.push_back(std::make_shared<metrics::ProcessCollector>());
   out.push_back(std::make_shared<StateCollector>([this] { return CountStates(); }));
-  if (sampler_ != nullptr) {
-    out.push_back(std::make_shared<metrics::ContainerCollector>(*sampler_, [this] {
-      std::vector<metrics::ContainerTarget> targets;
-      for (PodTargets& pod : LiveTargets()) {
-        targets.push_back(std::move(pod.pod));
-        for (metrics::ContainerTarget& c : pod.containers) targets.push_back(std::move(c));
-      }
-      return targets;
-    }));
-  }
   return out;
+}
+
+std::string CriService::ScrapeContainers() {
+  return collector_ == nullptr ? "" : collector_->Scrape();
 }
 
 }  // namespace berth

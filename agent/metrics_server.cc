@@ -1,0 +1,157 @@
+#include "agent/metrics_server.h"
+
+#include <netdb.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "agent/listen_address.h"
+#include "os/log.h"
+#include "os/status.h"
+
+namespace berth {
+namespace {
+
+constexpr size_t kMaxRequest = 16 * 1024;
+
+absl::StatusOr<UniqueFd> Listen(const HostPort& hp, int* port) {
+  struct addrinfo hints = {};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  struct addrinfo* res = nullptr;
+  const std::string service = std::to_string(hp.port);
+  int rc = ::getaddrinfo(hp.host.empty() ? nullptr : hp.host.c_str(), service.c_str(), &hints,
+                         &res);
+  if (rc != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("`", hp.host, "`: ", gai_strerror(rc)));
+  }
+  absl::Status last = absl::UnavailableError("no address");
+  for (struct addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
+    UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol));
+    if (!fd.valid()) {
+      last = ErrnoStatus(errno, "socket", hp.host);
+      continue;
+    }
+    int one = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd.get(), 16) != 0) {
+      last = ErrnoStatus(errno, "bind", absl::StrCat(hp.host, ":", hp.port));
+      continue;
+    }
+    struct sockaddr_storage bound;
+    socklen_t len = sizeof(bound);
+    ::getsockname(fd.get(), reinterpret_cast<struct sockaddr*>(&bound), &len);
+    *port = ntohs(bound.ss_family == AF_INET6
+                      ? reinterpret_cast<struct sockaddr_in6*>(&bound)->sin6_port
+                      : reinterpret_cast<struct sockaddr_in*>(&bound)->sin_port);
+    ::freeaddrinfo(res);
+    return fd;
+  }
+  ::freeaddrinfo(res);
+  return last;
+}
+
+bool WriteAll(int fd, absl::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+void Respond(int fd, absl::string_view status, absl::string_view type, absl::string_view body,
+             bool head) {
+  std::string header = absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", type,
+                                    "\r\nContent-Length: ", body.size(),
+                                    "\r\nConnection: close\r\n\r\n");
+  if (WriteAll(fd, header) && !head) WriteAll(fd, body);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& address,
+                                                                    Handler handler) {
+  BERTH_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(address));
+  int port = 0;
+  BERTH_ASSIGN_OR_RETURN(UniqueFd listener, Listen(hp, &port));
+  UniqueFd stop(::eventfd(0, EFD_CLOEXEC));
+  if (!stop.valid()) return ErrnoStatus(errno, "eventfd", "metrics server");
+  return std::unique_ptr<MetricsServer>(
+      new MetricsServer(std::move(listener), std::move(stop), port, std::move(handler)));
+}
+
+MetricsServer::MetricsServer(UniqueFd listener, UniqueFd stop, int port, Handler handler)
+    : listener_(std::move(listener)),
+      stop_(std::move(stop)),
+      port_(port),
+      handler_(std::move(handler)),
+      thread_([this] { Loop(); }) {}
+
+MetricsServer::~MetricsServer() {
+  uint64_t one = 1;
+  (void)!::write(stop_.get(), &one, sizeof(one));
+  thread_.join();
+}
+
+void MetricsServer::Loop() {
+  for (;;) {
+    struct pollfd fds[2] = {{listener_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
+    if (::poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      BERTH_LOG(ERROR) << ErrnoStatus(errno, "poll", "metrics listener");
+      return;
+    }
+    if (fds[1].revents != 0) return;
+    UniqueFd conn(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (conn.valid()) Serve(conn.get());
+  }
+}
+
+void MetricsServer::Serve(int fd) {
+  struct timeval timeout = {5, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+  std::string request;
+  char buf[4096];
+  while (request.find("\r\n\r\n") == std::string::npos &&
+         request.find("\n\n") == std::string::npos) {
+    ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // gone, or too slow
+    request.append(buf, static_cast<size_t>(n));
+    if (request.size() > kMaxRequest) {
+      Respond(fd, "431 Request Header Fields Too Large", "text/plain", "", false);
+      return;
+    }
+  }
+  // "GET /metrics?x HTTP/1.1"
+  std::vector<absl::string_view> line =
+      absl::StrSplit(absl::string_view(request).substr(0, request.find_first_of("\r\n")), ' ');
+  if (line.size() != 3 || !absl::StartsWith(line[2], "HTTP/1.")) {
+    Respond(fd, "400 Bad Request", "text/plain", "bad request\n", false);
+    return;
+  }
+  const bool head = line[0] == "HEAD";
+  if (line[0] != "GET" && !head) {
+    Respond(fd, "405 Method Not Allowed", "text/plain", "GET /metrics\n", false);
+    return;
+  }
+  absl::string_view path = line[1].substr(0, line[1].find('?'));
+  if (path != "/metrics") {
+    Respond(fd, "404 Not Found", "text/plain", "berthd serves /metrics\n", head);
+    return;
+  }
+  Respond(fd, "200 OK", "text/plain; version=0.0.4; charset=utf-8", handler_(), head);
+}
+
+}  // namespace berth

@@ -1,9 +1,12 @@
 // berthd: the Berth node agent. Serves CRI v1 on a unix socket (and optionally
 // TCP with mutual TLS) until SIGTERM or SIGINT, then shuts down gracefully.
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <thread>
 
 #include <grpc/support/log.h>
@@ -83,6 +86,18 @@ int Run() {
   o.import_dirs = absl::GetFlag(FLAGS_import);
   o.cni_conf_dir = absl::GetFlag(FLAGS_cni_conf_dir);
   o.cni_bin_dirs = absl::StrSplit(absl::GetFlag(FLAGS_cni_bin_dir), ':', absl::SkipEmpty());
+
+  // Each running container keeps ~30 cgroup files open for /metrics
+  // (metrics/cgroup_reader.h): the soft fd limit goes up to the hard one, as
+  // far as the kernel lets a process without CAP_SYS_RESOURCE.
+  struct rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    const rlim_t soft = nofile.rlim_cur;
+    nofile.rlim_cur = nofile.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &nofile) != 0) {
+      BERTH_LOG(WARNING) << "RLIMIT_NOFILE stays at " << soft << ": " << strerror(errno);
+    }
+  }
 
   // Block the stop signals in every thread (gRPC's included, which inherit the
   // mask) so that only sigwait below sees them.

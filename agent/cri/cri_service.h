@@ -141,6 +141,7 @@ class CriService {
   absl::Status TeardownSandbox(lifecycle::SandboxObject& sandbox);  // pod_sandbox_stop.cc
   absl::Status SetupPodNetwork(lifecycle::SandboxObject& sandbox);     // pod_network.cc
   absl::Status TeardownPodNetwork(lifecycle::SandboxObject& sandbox);  // pod_network.cc
+  absl::Status CheckPodNetwork(lifecycle::SandboxObject& sandbox);     // pod_network.cc
   absl::Status DestroySandbox(lifecycle::SandboxObject& sandbox);   // pod_sandbox_remove.cc
   absl::Status KillContainer(lifecycle::ContainerObject& container, int signal,
                              absl::Duration timeout);                    // container_stop.cc

@@ -61,6 +61,14 @@ absl::Status CriService::SetupPodNetwork(lifecycle::SandboxObject& sandbox) {
   });
 }
 
+absl::Status CriService::CheckPodNetwork(lifecycle::SandboxObject& sandbox) {
+  // Shared with CreateContainer; Stop and Remove (DEL) take it exclusively.
+  absl::ReaderMutexLock op(&sandbox.op_mu);
+  st::Sandbox r = Snapshot(sandbox);
+  if (!r.cni_attached()) return absl::FailedPreconditionError("the pod has no CNI attachment");
+  return cni_->Check(AttachmentOf(r, ""));
+}
+
 absl::Status CriService::TeardownPodNetwork(lifecycle::SandboxObject& sandbox) {
   st::Sandbox r = Snapshot(sandbox);
   if (!r.cni_attached()) return absl::OkStatus();

@@ -36,7 +36,14 @@ absl::StatusOr<v1::PodSandboxStatusResponse> CriService::PodSandboxStatus(
         {"pausePid", r.pause_pid()},
         {"filesDir", r.files_dir()},
         {"runtimeHandler", r.runtime_handler()},
+        {"cniAttached", r.cni_attached()},
     };
+    // CNI CHECK on request: verbose status (crictl inspectp) runs the plugins'
+    // CHECK on the pod's attachment; kubelet never asks for verbose.
+    if (r.cni_attached()) {
+      absl::Status check = CheckPodNetwork(*sandbox);
+      info["networkCheck"] = check.ok() ? "ok" : std::string(check.message());
+    }
     (*response.mutable_info())["info"] = info.dump();
   }
   return response;

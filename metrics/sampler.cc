@@ -203,6 +203,27 @@ void Sampler::Forget(const std::string& upper_dir) {
   fs_.erase(upper_dir);
 }
 
+std::optional<uint64_t> Sampler::NofileSoft(pid_t pid, Files* files) {
+  if (files != nullptr) {
+    absl::MutexLock l(&files->mu);
+    if (files->nofile_pid == pid) return files->nofile;
+  }
+  absl::StatusOr<std::string> limits =
+      ReadFile(absl::StrCat(options_.proc_root, "/", pid, "/limits"));
+  if (!limits.ok()) return std::nullopt;
+  absl::StatusOr<uint64_t> soft = ParseNofileSoft(*limits);
+  if (!soft.ok()) return std::nullopt;
+  if (files != nullptr) {
+    // Read once per process (a new first pid is read again): a limit set
+    // later with setrlimit/prlimit by the process itself is not seen. This is
+    // the one value of a scrape that may be older than the scrape.
+    absl::MutexLock l(&files->mu);
+    files->nofile_pid = pid;
+    files->nofile = *soft;
+  }
+  return *soft;
+}
+
 absl::StatusOr<ContainerSample> Sampler::Sample(const SampleTarget& target) {
   ContainerSample s;
   s.pod = target.pod;
@@ -213,7 +234,7 @@ absl::StatusOr<ContainerSample> Sampler::Sample(const SampleTarget& target) {
     auto it = files_.find(target.cgroup_path);
     if (it != files_.end()) {
       files = it->second;
-    } else if (files_.size() * 40 < max_open_files_) {  // ~30 files a cgroup
+    } else if (files_.size() * 32 < max_open_files_) {  // ~30 files a cgroup
       files = files_.emplace(target.cgroup_path, std::make_shared<Files>()).first->second;
     }
   }
@@ -235,14 +256,7 @@ absl::StatusOr<ContainerSample> Sampler::Sample(const SampleTarget& target) {
                                      /*threads=*/!s.cgroup.pids.current.has_value());
       for (absl::Status& e : s.processes->errors) s.cgroup.errors.push_back(std::move(e));
       s.processes->errors.clear();
-      if (!pids->empty()) {
-        absl::StatusOr<std::string> limits =
-            ReadFile(absl::StrCat(options_.proc_root, "/", pids->front(), "/limits"));
-        if (limits.ok()) {
-          absl::StatusOr<uint64_t> soft = ParseNofileSoft(*limits);
-          if (soft.ok()) s.nofile_soft = *soft;
-        }
-      }
+      if (!pids->empty()) s.nofile_soft = NofileSoft(pids->front(), files.get());
     } else {
       s.cgroup.errors.push_back(pids.status());
     }

@@ -74,6 +74,8 @@ class Sampler {
   std::optional<ContainerSample::Fs> LayerUsage(const std::string& upper_dir,
                                                 std::vector<absl::Status>& errors);
   std::string DeviceName(dev_t dev);
+  struct Files;
+  std::optional<uint64_t> NofileSoft(pid_t pid, Files* files);
 
   const CgroupLayout layout_;
   const SamplerOptions options_;
@@ -88,6 +90,9 @@ class Sampler {
   struct Files {
     absl::Mutex mu;
     CgroupFileCache cache ABSL_GUARDED_BY(mu);
+    // RLIMIT_NOFILE soft of the first process, read once per process.
+    pid_t nofile_pid ABSL_GUARDED_BY(mu) = 0;
+    uint64_t nofile ABSL_GUARDED_BY(mu) = 0;
   };
   mutable absl::Mutex files_mu_;
   std::map<std::string, std::shared_ptr<Files>> files_ ABSL_GUARDED_BY(files_mu_);

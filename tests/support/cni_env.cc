@@ -29,28 +29,39 @@ std::string Output(const std::string& command) {
 }
 
 void CniTestEnv::SetUp(const TempDir& dir) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root";
+  absl::Status s = Prepare(dir.path());
+  if (absl::IsFailedPrecondition(s)) GTEST_SKIP() << s.message();
+  ASSERT_TRUE(s.ok()) << s.message();
+}
+
+absl::Status CniTestEnv::Prepare(const std::string& dir, const std::string& bridge_prefix,
+                                 const std::string& network_prefix) {
+  if (geteuid() != 0) return absl::FailedPreconditionError("needs root");
   for (const char* p : {"bridge", "host-local", "portmap", "loopback"}) {
     if (::access((std::string("/usr/lib/cni/") + p).c_str(), X_OK) != 0) {
-      GTEST_SKIP() << "no /usr/lib/cni/" << p << " (containernetworking-plugins)";
+      return absl::FailedPreconditionError(
+          absl::StrCat("no /usr/lib/cni/", p, " (containernetworking-plugins)"));
     }
   }
   std::random_device rd;
   const std::string suffix = absl::StrFormat("%08x", rd());
   const std::string addrs = Output("ip -4 addr; ip -4 route");
-  for (int i = 0; i < 20 && subnet_.empty(); ++i) {
+  std::string subnet;
+  for (int i = 0; i < 20 && subnet.empty(); ++i) {
     int x = 100 + static_cast<int>(rd() % 150);
     if (!absl::StrContains(addrs, absl::StrCat("10.244.", x, "."))) {
-      subnet_ = absl::StrCat("10.244.", x, ".");
+      subnet = absl::StrCat("10.244.", x, ".");
     }
   }
-  ASSERT_FALSE(subnet_.empty()) << "no free 10.244.x.0/24";
-  bridge_ = "bt" + suffix;
-  network_ = "berth-test-" + suffix;
-  ipam_ = dir.Join("ipam");
+  if (subnet.empty()) return absl::ResourceExhaustedError("no free 10.244.x.0/24");
+  subnet_ = subnet;
+  network_ = network_prefix + suffix;
+  ipam_ = dir + "/ipam";
   absl::StatusOr<std::string> forward = ReadFile("/proc/sys/net/ipv4/ip_forward");
   ip_forward_ = forward.ok() ? *forward : "";
   portmap_chains_existed_ = absl::StrContains(Output("iptables-save -t nat"), ":CNI-HOSTPORT-DNAT");
+  bridge_ = bridge_prefix + suffix;  // last: skipped() until here
+  return absl::OkStatus();
 }
 
 std::string CniTestEnv::Conflist(const std::string& last_plugin) const {

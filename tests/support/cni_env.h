@@ -5,6 +5,7 @@
 // portmap + loopback), and on Restore() the bridge deleted, ip_forward put back
 // and portmap's shared chains removed when this test made them and they are
 // empty again. Tests using it hold the ctest resource lock "cni".
+// Prepare() is the same set-up without gtest, for benchmarks (bench/pod_bench).
 //
 //   CniTestEnv env;
 //   ASSERT_NO_FATAL_FAILURE(env.SetUp(dir));
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/status/status.h"
 #include "tests/support/temp_dir.h"
 
 namespace berth::testing {
@@ -24,6 +26,13 @@ class CniTestEnv {
  public:
   // GTEST_SKIP()s when not root or a plugin is missing; fails when no /24 is free.
   void SetUp(const TempDir& dir);
+  // SetUp without gtest: FAILED_PRECONDITION when not root or a plugin is
+  // missing, RESOURCE_EXHAUSTED when no /24 is free; on an error skipped() stays
+  // true. Names are `bridge_prefix` and `network_prefix` + 8 hex digits (the
+  // bridge prefix at most 7 bytes: interface names end at 15); host-local's
+  // data dir is `dir`/ipam.
+  absl::Status Prepare(const std::string& dir, const std::string& bridge_prefix = "bt",
+                       const std::string& network_prefix = "berth-test-");
   void Restore();
   bool skipped() const { return bridge_.empty(); }
 

@@ -161,10 +161,10 @@ class CriService {
 
   // Metrics targets (metrics_targets.cc) and stats (container_stats.cc).
   struct PodTargets {
-    lifecycle::state::Sandbox sandbox;
+    std::string sandbox_id;
     metrics::ContainerTarget pod;
     std::vector<metrics::ContainerTarget> containers;  // running ones
-    std::vector<lifecycle::state::Container> container_records;
+    std::vector<std::string> container_ids;            // parallel to containers
   };
   std::vector<PodTargets> LiveTargets() const;
   metrics::ContainerTarget TargetOf(const lifecycle::state::Sandbox& s, pid_t net_pid) const;

@@ -43,22 +43,45 @@ metrics::ContainerTarget CriService::TargetOf(const st::Container& c,
   return t;
 }
 
+// One pass over the containers and one over the sandboxes, each record read
+// in place under its lock: a scrape of 500 pods neither copies 1000 records
+// nor scans the container list once per pod.
 std::vector<CriService::PodTargets> CriService::LiveTargets() const {
+  struct Live {
+    metrics::ContainerTarget target;
+    std::string id;
+    pid_t init_pid;
+  };
+  std::map<std::string, std::vector<Live>> by_pod;
+  static const st::Sandbox kNoSandbox;
+  for (const std::shared_ptr<lifecycle::ContainerObject>& co : registry_.Containers()) {
+    absl::MutexLock l(&co->mu);
+    const st::Container& c = co->record;
+    if (c.phase() != st::RUNNING || c.cgroup_path().empty()) continue;
+    by_pod[co->sandbox_id].push_back({TargetOf(c, kNoSandbox), co->id, c.init_pid()});
+  }
   std::vector<PodTargets> pods;
   for (const std::shared_ptr<lifecycle::SandboxObject>& so : registry_.Sandboxes()) {
-    st::Sandbox s = Snapshot(*so);
-    if (s.phase() != st::RUNNING || s.cgroup_path().empty()) continue;
     PodTargets pod;
-    pod.sandbox = s;
-    pid_t net_pid = s.pause_pid();
-    for (const std::shared_ptr<lifecycle::ContainerObject>& co : registry_.ContainersOf(s.id())) {
-      st::Container c = Snapshot(*co);
-      if (c.phase() != st::RUNNING || c.cgroup_path().empty()) continue;
-      if (net_pid <= 0) net_pid = c.init_pid();
-      pod.containers.push_back(TargetOf(c, s));
-      pod.container_records.push_back(std::move(c));
+    pid_t net_pid;
+    {
+      absl::MutexLock l(&so->mu);
+      const st::Sandbox& s = so->record;
+      if (s.phase() != st::RUNNING || s.cgroup_path().empty()) continue;
+      net_pid = s.pause_pid();
+      auto it = by_pod.find(so->id);
+      if (it != by_pod.end()) {
+        for (Live& c : it->second) {
+          if (net_pid <= 0) net_pid = c.init_pid;
+          c.target.labels.namespace_ = s.config().metadata().namespace_();
+          c.target.labels.pod = s.config().metadata().name();
+          pod.containers.push_back(std::move(c.target));
+          pod.container_ids.push_back(std::move(c.id));
+        }
+      }
+      pod.pod = TargetOf(s, net_pid);
     }
-    pod.pod = TargetOf(s, net_pid);
+    pod.sandbox_id = so->id;
     pods.push_back(std::move(pod));
   }
   return pods;

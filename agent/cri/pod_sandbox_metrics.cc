@@ -66,7 +66,7 @@ absl::StatusOr<v1::ListPodSandboxMetricsResponse> CriService::ListPodSandboxMetr
   const int64_t now_ns = absl::ToUnixNanos(now);
   for (PodTargets& pod : LiveTargets()) {
     v1::PodSandboxMetrics* pm = response.add_pod_metrics();
-    pm->set_pod_sandbox_id(pod.sandbox.id());
+    pm->set_pod_sandbox_id(pod.sandbox_id);
     absl::StatusOr<metrics::ContainerSample> ps = sampler_->Sample(pod.pod.sample);
     if (ps.ok()) {
       CriSink sink(pod.pod.labels, now_ns, pm->mutable_metrics());
@@ -76,7 +76,7 @@ absl::StatusOr<v1::ListPodSandboxMetricsResponse> CriService::ListPodSandboxMetr
       absl::StatusOr<metrics::ContainerSample> cs = sampler_->Sample(pod.containers[i].sample);
       if (!cs.ok()) continue;  // exited and cleaned up meanwhile
       v1::ContainerMetrics* cm = pm->add_container_metrics();
-      cm->set_container_id(pod.container_records[i].id());
+      cm->set_container_id(pod.container_ids[i]);
       CriSink sink(pod.containers[i].labels, now_ns, cm->mutable_metrics());
       metrics::EmitSamples(*cs, now, sink);
     }

@@ -34,6 +34,7 @@
 #include "agent/network/cni.h"
 #include "os/files.h"
 #include "tests/support/berthd_process.h"
+#include "tests/support/cni_env.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
 
@@ -46,17 +47,7 @@ using ::berth::testing::WriteFileOrDie;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// stdout of a shell command.
-std::string Output(const std::string& command) {
-  std::string out;
-  FILE* p = popen(command.c_str(), "re");
-  if (p == nullptr) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
-  pclose(p);
-  return out;
-}
+using ::berth::testing::Output;
 
 bool Exists(const std::string& path) {
   struct stat st;
@@ -123,27 +114,13 @@ bool CanConnect(const std::string& ip, int port) {
 class RealCniTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    if (geteuid() != 0) GTEST_SKIP() << "needs root";
-    for (const char* p : {"bridge", "host-local", "portmap", "loopback"}) {
-      if (!Exists(std::string("/usr/lib/cni/") + p)) GTEST_SKIP() << "no /usr/lib/cni/" << p;
-    }
-    std::random_device rd;
-    suffix_ = absl::StrFormat("%08x", rd());
-    bridge_ = "bt" + suffix_;
-    network_ = "berth-test-" + suffix_;
-    const std::string addrs = Output("ip -4 addr; ip -4 route");
-    for (int i = 0; i < 20 && subnet_.empty(); ++i) {
-      int x = 100 + static_cast<int>(rd() % 150);
-      if (!absl::StrContains(addrs, absl::StrCat("10.244.", x, "."))) {
-        subnet_ = absl::StrCat("10.244.", x, ".");
-      }
-    }
-    ASSERT_FALSE(subnet_.empty()) << "no free 10.244.x.0/24";
+    ASSERT_NO_FATAL_FAILURE(env_.SetUp(dir_));
+    if (env_.skipped()) return;
+    bridge_ = env_.bridge();
+    network_ = env_.network();
+    subnet_ = env_.subnet();
+    suffix_ = bridge_.substr(2);  // "bt<hex>"
     host_port_ = berth::testing::PickFreePort();
-    absl::StatusOr<std::string> forward = ReadFile("/proc/sys/net/ipv4/ip_forward");
-    ip_forward_ = forward.ok() ? *forward : "";
-    portmap_chains_existed_ =
-        absl::StrContains(Output("iptables-save -t nat"), ":CNI-HOSTPORT-DNAT");
     ASSERT_NO_FATAL_FAILURE(MakeNetns());
     ASSERT_THAT(MakeDirs(conf_, 0755), IsOk());
     WriteConflist("");
@@ -156,11 +133,7 @@ class RealCniTest : public ::testing::Test {
       umount2(netns_.c_str(), MNT_DETACH);
       unlink(netns_.c_str());
     }
-    if (if_nametoindex(bridge_.c_str()) != 0) {
-      berth::testing::Shell("ip link del " + bridge_);
-    }
-    if (!ip_forward_.empty()) WriteFileOrDie("/proc/sys/net/ipv4/ip_forward", ip_forward_);
-    if (!portmap_chains_existed_) RemoveEmptyPortmapChains();
+    env_.Restore();  // the bridge, ip_forward, portmap's shared chains
   }
 
   // A namespace pinned by a bind mount on a file in the temp dir, as berthd pins
@@ -216,35 +189,13 @@ class RealCniTest : public ::testing::Test {
     return absl::StrContains(Output("iptables-save -t nat"), "berthtest" + suffix_);
   }
 
-  std::vector<std::string> IpamFiles() {
-    absl::StatusOr<std::vector<std::string>> names = ListDir(ipam_ + "/" + network_);
-    std::vector<std::string> out;
-    if (!names.ok()) return out;
-    for (const std::string& n : *names) {
-      if (absl::StartsWith(n, subnet_)) out.push_back(n);  // lock, last_reserved_ip.0 stay
-    }
-    return out;
-  }
-
-  // portmap's shared chains, only when the test created them and they are empty again.
-  void RemoveEmptyPortmapChains() {
-    const std::string dnat = Output("iptables -t nat -S CNI-HOSTPORT-DNAT 2>/dev/null");
-    if (dnat != "-N CNI-HOSTPORT-DNAT\n") return;
-    berth::testing::Shell(
-        "iptables -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT;"
-        "iptables -t nat -D OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT;"
-        "iptables -t nat -D POSTROUTING -m comment --comment 'CNI portfwd requiring masquerade' "
-        "-j CNI-HOSTPORT-MASQ;"
-        "for c in CNI-HOSTPORT-DNAT CNI-HOSTPORT-MASQ CNI-HOSTPORT-SETMARK; do "
-        "iptables -t nat -F $c; iptables -t nat -X $c; done 2>/dev/null");
-  }
-
   TempDir dir_;
   const std::string netns_ = dir_.Join("netns"), conf_ = dir_.Join("net.d"),
                     ipam_ = dir_.Join("ipam");
-  std::string suffix_, bridge_, network_, subnet_, ip_forward_;
+  berth::testing::CniTestEnv env_;
+  std::string suffix_, bridge_, network_, subnet_;
   int host_port_ = 0;
-  bool netns_made_ = false, portmap_chains_existed_ = true;
+  bool netns_made_ = false;
   std::unique_ptr<Cni> cni_;
 };
 
@@ -275,7 +226,7 @@ TEST_F(RealCniTest, AddCheckDelWithBridgeHostLocalPortmap) {
   EXPECT_TRUE(CanConnect(ips.primary, 8080));
   EXPECT_TRUE(CanConnect(subnet_ + "1", host_port_)) << "portmap DNAT to " << ips.primary;
   EXPECT_TRUE(NatMentionsUs());
-  EXPECT_EQ(IpamFiles(), std::vector<std::string>{ips.primary});
+  EXPECT_EQ(env_.IpamFiles(), std::vector<std::string>{ips.primary});
   EXPECT_NE(if_nametoindex(veth.c_str()), 0u);
 
   // bridge and host-local CHECK pass; Debian's portmap 1.1.1 then fails on an
@@ -290,7 +241,7 @@ TEST_F(RealCniTest, AddCheckDelWithBridgeHostLocalPortmap) {
   ASSERT_THAT(cni.Del(Attach()), IsOk());
   EXPECT_EQ(if_nametoindex(veth.c_str()), 0u) << veth << " survived DEL";
   InNetns(netns_, [&] { EXPECT_EQ(if_nametoindex("eth0"), 0u); });
-  EXPECT_TRUE(IpamFiles().empty());
+  EXPECT_TRUE(env_.IpamFiles().empty());
   EXPECT_FALSE(NatMentionsUs());
   EXPECT_FALSE(Exists(dir_.Join("cache/results/" + network_ + "-berthtest" + suffix_ + "-eth0")));
   EXPECT_THAT(cni.Del(Attach()), IsOk());  // again: nothing left, still fine
@@ -308,7 +259,7 @@ TEST_F(RealCniTest, DelAfterTheNamespaceIsGoneReleasesEverything) {
   }
   ASSERT_THAT(cni.Del(Attach()), IsOk());
   EXPECT_EQ(if_nametoindex(veth.c_str()), 0u);
-  EXPECT_TRUE(IpamFiles().empty());
+  EXPECT_TRUE(env_.IpamFiles().empty());
   EXPECT_FALSE(NatMentionsUs());
 }
 
@@ -318,7 +269,7 @@ TEST_F(RealCniTest, FailedPortmapRollsBackBridgeAndIpam) {
   absl::StatusOr<Result> result = cni.Add(Attach());
   ASSERT_THAT(result, Not(IsOk()));
   EXPECT_THAT(result.status().message(), HasSubstr("cni plugin `portmap` ADD: "));
-  EXPECT_TRUE(IpamFiles().empty());
+  EXPECT_TRUE(env_.IpamFiles().empty());
   EXPECT_FALSE(NatMentionsUs());
   InNetns(netns_, [&] { EXPECT_EQ(if_nametoindex("eth0"), 0u); });
   absl::StatusOr<std::vector<std::string>> ports = ListDir("/sys/class/net/" + bridge_ + "/brif");

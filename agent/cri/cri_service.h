@@ -215,6 +215,11 @@ const std::vector<std::string>& BerthSchema();
 // An image as CRI shows it.
 runtime::v1::Image ToCriImage(const images::ImageRecord& record);
 
+// Pod bandwidth annotations (kubernetes.io/{ingress,egress}-bandwidth), as
+// the CNI bandwidth plugin takes them (pod_network.cc).
+absl::StatusOr<uint64_t> ParseBandwidth(absl::string_view text);
+absl::Status CheckPodBandwidth(const runtime::v1::PodSandboxConfig& config);
+
 // The shim binary berthd launches: --shim-path, else berth-shim beside berthd.
 std::string ShimPath(const AgentOptions& options);
 

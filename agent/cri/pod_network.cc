@@ -8,6 +8,8 @@
 // DEL for it at start (recover.cc tears the CREATING sandbox down); it is
 // cleared only once DEL succeeded.
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
 #include "agent/cri/cri_service.h"
 #include "os/log.h"
@@ -19,6 +21,53 @@ namespace v1 = runtime::v1;
 namespace st = ::berth::state::v1;
 
 namespace {
+
+constexpr char kIngressBandwidth[] = "kubernetes.io/ingress-bandwidth";
+constexpr char kEgressBandwidth[] = "kubernetes.io/egress-bandwidth";
+
+}  // namespace
+
+// A Kubernetes quantity ("10M", "1Gi", "500k", "100") in bits per second.
+absl::StatusOr<uint64_t> ParseBandwidth(absl::string_view text) {
+  static const std::pair<const char*, double> kSuffixes[] = {
+      {"Ki", 1024.0}, {"Mi", 1024.0 * 1024}, {"Gi", 1024.0 * 1024 * 1024},
+      {"Ti", 1024.0 * 1024 * 1024 * 1024}, {"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}};
+  double scale = 1;
+  for (const auto& [suffix, factor] : kSuffixes) {
+    if (absl::ConsumeSuffix(&text, suffix)) {
+      scale = factor;
+      break;
+    }
+  }
+  double value;
+  if (text.empty() || !absl::SimpleAtod(text, &value) || value <= 0 || value * scale >= 1.8e19) {
+    return absl::InvalidArgumentError("not a positive quantity such as 10M or 1Gi");
+  }
+  return static_cast<uint64_t>(value * scale);
+}
+
+namespace {
+
+// The bandwidth plugin's runtime config from kubelet's pod annotations, as
+// containerd reads them: the rate in bits/s, the burst unbounded.
+absl::StatusOr<std::optional<network::Bandwidth>> BandwidthOf(const v1::PodSandboxConfig& c) {
+  std::optional<network::Bandwidth> bw;
+  for (const char* key : {kIngressBandwidth, kEgressBandwidth}) {
+    auto it = c.annotations().find(key);
+    if (it == c.annotations().end()) continue;
+    absl::StatusOr<uint64_t> rate = ParseBandwidth(it->second);
+    if (!rate.ok()) return Annotate(rate.status(), absl::StrCat("config.annotations[", key, "]"));
+    if (!bw) bw.emplace();
+    if (key == kIngressBandwidth) {
+      bw->ingress_rate = *rate;
+      bw->ingress_burst = UINT32_MAX;
+    } else {
+      bw->egress_rate = *rate;
+      bw->egress_burst = UINT32_MAX;
+    }
+  }
+  return bw;
+}
 
 network::Attachment AttachmentOf(const st::Sandbox& r, const std::string& pod_cidr) {
   network::Attachment a;
@@ -34,10 +83,16 @@ network::Attachment AttachmentOf(const st::Sandbox& r, const std::string& pod_ci
                                .host_ip = p.host_ip()});
   }
   if (!pod_cidr.empty()) a.ip_ranges = {pod_cidr};
+  // Validated by RunPodSandbox (CheckPodBandwidth) before the record exists.
+  a.bandwidth = BandwidthOf(r.config()).value_or(std::nullopt);
   return a;
 }
 
 }  // namespace
+
+absl::Status CheckPodBandwidth(const v1::PodSandboxConfig& config) {
+  return BandwidthOf(config).status();
+}
 
 absl::Status CriService::SetupPodNetwork(lifecycle::SandboxObject& sandbox) {
   st::Sandbox r = Snapshot(sandbox);

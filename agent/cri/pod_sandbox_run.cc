@@ -64,6 +64,7 @@ absl::Status Validate(const v1::RunPodSandboxRequest& request) {
     absl::Status s = shim::CheckSandboxSysctl(key, ns.network() == v1::POD, ns.ipc() == v1::POD);
     if (!s.ok()) return Annotate(s, "config.linux.sysctls");
   }
+  BERTH_RETURN_IF_ERROR(CheckPodBandwidth(c));
   const std::string& parent = c.linux().cgroup_parent();
   if (!parent.empty()) {
     if (parent[0] != '/') {

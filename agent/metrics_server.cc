@@ -28,8 +28,8 @@ absl::StatusOr<UniqueFd> Listen(const HostPort& hp, int* port) {
   hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
   struct addrinfo* res = nullptr;
   const std::string service = std::to_string(hp.port);
-  int rc = ::getaddrinfo(hp.host.empty() ? nullptr : hp.host.c_str(), service.c_str(), &hints,
-                         &res);
+  int rc =
+      ::getaddrinfo(hp.host.empty() ? nullptr : hp.host.c_str(), service.c_str(), &hints, &res);
   if (rc != 0) {
     return absl::InvalidArgumentError(absl::StrCat("`", hp.host, "`: ", gai_strerror(rc)));
   }
@@ -71,9 +71,9 @@ bool WriteAll(int fd, absl::string_view data) {
 
 void Respond(int fd, absl::string_view status, absl::string_view type, absl::string_view body,
              bool head) {
-  std::string header = absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", type,
-                                    "\r\nContent-Length: ", body.size(),
-                                    "\r\nConnection: close\r\n\r\n");
+  std::string header =
+      absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", type,
+                   "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n");
   if (WriteAll(fd, header) && !head) WriteAll(fd, body);
 }
 

@@ -51,8 +51,7 @@ TEST(MetricsServerTest, ServesMetricsOnly) {
   EXPECT_THAT(page, HasSubstr("Content-Type: text/plain; version=0.0.4"));
   EXPECT_THAT(page, HasSubstr("Content-Length: 5\r\n"));
   EXPECT_THAT(page, HasSubstr("\r\n\r\nup 1\n"));
-  EXPECT_THAT(Raw(port, "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
-              Not(HasSubstr("up 1")));
+  EXPECT_THAT(Raw(port, "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), Not(HasSubstr("up 1")));
   EXPECT_THAT(testing::HttpGet(port, "/"), StartsWith("HTTP/1.1 404"));
   EXPECT_THAT(Raw(port, "POST /metrics HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 405"));
   EXPECT_THAT(Raw(port, "nonsense\r\n\r\n"), StartsWith("HTTP/1.1 400"));

@@ -179,7 +179,7 @@ void ReadMemoryV2(const Dir& dir, MemoryStats& m) {
   m.mapped_file = Key(stat, "file_mapped");
   m.pgfault = Key(stat, "pgfault");
   m.pgmajfault = Key(stat, "pgmajfault");
-  m.kernel_usage = Key(stat, "kernel");  // Linux >= 5.18
+  m.kernel_usage = Key(stat, "kernel");                               // Linux >= 5.18
   m.swap = ReadParsed(dir, "memory.swap.current", false, ParseUint);  // needs CONFIG_SWAP
   m.oom_kills = Key(ReadParsed(dir, "memory.events", true, ParseFlatKeyed), "oom_kill");
   m.limit = ReadParsed(dir, "memory.max", true, ParseLimit);
@@ -249,8 +249,7 @@ std::vector<std::string> CachedPageSizes(const std::string& root, const Dir& dir
   return it->second;
 }
 
-void ReadHugetlb(const Dir& dir, const std::string& root, bool v2,
-                 std::vector<HugetlbStats>& out) {
+void ReadHugetlb(const Dir& dir, const std::string& root, bool v2, std::vector<HugetlbStats>& out) {
   const absl::string_view usage_file = v2 ? "current" : "usage_in_bytes";
   for (const std::string& size : CachedPageSizes(root, dir, v2)) {
     HugetlbStats h{size};
@@ -285,8 +284,7 @@ bool IsDir(const std::string& path) {
 
 }  // namespace
 
-absl::StatusOr<std::string> CgroupFileCache::Read(const std::string& dir,
-                                                  absl::string_view name) {
+absl::StatusOr<std::string> CgroupFileCache::Read(const std::string& dir, absl::string_view name) {
   const std::string path = absl::StrCat(dir, "/", name);
   auto it = fds_.find(path);
   if (it == fds_.end()) {
@@ -311,8 +309,7 @@ absl::StatusOr<std::string> CgroupFileCache::Read(const std::string& dir,
 }
 
 absl::StatusOr<CgroupStats> ReadCgroupStats(const CgroupLayout& layout,
-                                            absl::string_view cgroup_path,
-                                            CgroupFileCache* cache) {
+                                            absl::string_view cgroup_path, CgroupFileCache* cache) {
   if (cgroup_path != "/") BERTH_RETURN_IF_ERROR(CheckCgroupPath(cgroup_path));
   // With files cached from a previous read, a removed cgroup shows as ENODEV
   // below; otherwise look for its directory first.
@@ -325,12 +322,11 @@ absl::StatusOr<CgroupStats> ReadCgroupStats(const CgroupLayout& layout,
   }
   CgroupStats s;
   // v1 co-mounts (cpu,cpuacct) share one directory: opened once.
-  auto dir_for = [&](absl::string_view controller)
-      -> std::optional<std::pair<std::shared_ptr<Dir>, bool>> {
+  auto dir_for =
+      [&](absl::string_view controller) -> std::optional<std::pair<std::shared_ptr<Dir>, bool>> {
     const CgroupHierarchy* h = layout.Find(controller);
     if (h == nullptr) return std::nullopt;
-    return std::make_pair(std::make_shared<Dir>(DirOf(*h, cgroup_path), &s.errors, cache),
-                          h->v2);
+    return std::make_pair(std::make_shared<Dir>(DirOf(*h, cgroup_path), &s.errors, cache), h->v2);
   };
   if (auto d = dir_for("cpu")) d->second ? ReadCpuV2(*d->first, s) : ReadCpuV1(*d->first, s);
   if (auto d = dir_for("cpuacct")) ReadCpuacctV1(*d->first, s);  // v1 only
@@ -341,8 +337,7 @@ absl::StatusOr<CgroupStats> ReadCgroupStats(const CgroupLayout& layout,
   if (auto d = dir_for("blkio")) s.blkio = ReadBlkioV1(*d->first);
   if (auto d = dir_for("io")) s.blkio = ReadParsed(*d->first, "io.stat", true, ParseIoStat);
   if (const CgroupHierarchy* h = layout.Find("hugetlb")) {
-    ReadHugetlb(Dir(DirOf(*h, cgroup_path), &s.errors, cache), h->mount_point, h->v2,
-                s.hugetlb);
+    ReadHugetlb(Dir(DirOf(*h, cgroup_path), &s.errors, cache), h->mount_point, h->v2, s.hugetlb);
   }
   for (const CgroupHierarchy& h : layout.hierarchies()) {
     if (!h.v2) continue;

@@ -11,9 +11,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "metrics/cgroup_parse.h"
+#include "metrics/fake_cgroupfs.h"
 #include "os/files.h"
 #include "tests/support/status_matchers.h"
-#include "metrics/fake_cgroupfs.h"
 #include "tests/support/temp_dir.h"
 
 namespace berth::metrics {
@@ -27,7 +27,6 @@ using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::SizeIs;
-
 
 // The Debian 12 hybrid mountinfo; `v1_only` drops its cgroup2 line and mounts
 // hugetlb as a v1 hierarchy instead.

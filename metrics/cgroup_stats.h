@@ -40,17 +40,17 @@ struct CpuSpec {
 };
 
 struct MemoryStats {
-  std::optional<uint64_t> usage;        // v1 memory.usage_in_bytes; v2 memory.current
-  std::optional<uint64_t> max_usage;    // v1 memory.max_usage_in_bytes; v2 memory.peak
-  std::optional<uint64_t> working_set;  // usage - inactive_file, floored at 0
-  std::optional<uint64_t> rss;          // v1 total_rss; v2 anon
-  std::optional<uint64_t> cache;        // v1 total_cache; v2 file
-  std::optional<uint64_t> mapped_file;  // v1 total_mapped_file; v2 file_mapped
-  std::optional<uint64_t> swap;         // v1 total_swap; v2 memory.swap.current
-  std::optional<uint64_t> failcnt;      // v1 memory.failcnt; v2 has none
-  std::optional<uint64_t> pgfault;      // memory.stat (v1 total_pgfault)
-  std::optional<uint64_t> pgmajfault;   // memory.stat (v1 total_pgmajfault)
-  std::optional<uint64_t> oom_kills;    // v1 memory.oom_control oom_kill; v2 memory.events
+  std::optional<uint64_t> usage;         // v1 memory.usage_in_bytes; v2 memory.current
+  std::optional<uint64_t> max_usage;     // v1 memory.max_usage_in_bytes; v2 memory.peak
+  std::optional<uint64_t> working_set;   // usage - inactive_file, floored at 0
+  std::optional<uint64_t> rss;           // v1 total_rss; v2 anon
+  std::optional<uint64_t> cache;         // v1 total_cache; v2 file
+  std::optional<uint64_t> mapped_file;   // v1 total_mapped_file; v2 file_mapped
+  std::optional<uint64_t> swap;          // v1 total_swap; v2 memory.swap.current
+  std::optional<uint64_t> failcnt;       // v1 memory.failcnt; v2 has none
+  std::optional<uint64_t> pgfault;       // memory.stat (v1 total_pgfault)
+  std::optional<uint64_t> pgmajfault;    // memory.stat (v1 total_pgmajfault)
+  std::optional<uint64_t> oom_kills;     // v1 memory.oom_control oom_kill; v2 memory.events
   std::optional<uint64_t> kernel_usage;  // v1 memory.kmem.usage_in_bytes; v2 memory.stat kernel
   // Spec (container_spec_memory_*). swap_limit is what the kernel calls it:
   // v1 memory.memsw.limit_in_bytes is memory+swap, v2 memory.swap.max swap alone.

@@ -29,8 +29,7 @@ std::string ContainerCollector::Scrape() const {
   const std::vector<ContainerTarget> targets = lister_();
   const absl::Time now = absl::Now();
   const size_t n = targets.size();
-  const size_t threads =
-      std::max<size_t>(1, std::min<size_t>(threads_, n / kTargetsPerThread));
+  const size_t threads = std::max<size_t>(1, std::min<size_t>(threads_, n / kTargetsPerThread));
   std::vector<TextSink> sinks(threads);
   std::atomic<bool> error{false};
   // Thread t takes a contiguous share, so merging keeps the targets' order.

@@ -18,8 +18,12 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 
 TargetLabels Labels() {
-  return {.container = "web", .id = "/berth/p1/c1", .image = "docker.io/library/busybox:1",
-          .name = "c1", .namespace_ = "default", .pod = "nginx"};
+  return {.container = "web",
+          .id = "/berth/p1/c1",
+          .image = "docker.io/library/busybox:1",
+          .name = "c1",
+          .namespace_ = "default",
+          .pod = "nginx"};
 }
 
 TEST(TextSinkTest, IdentityAndExtraLabels) {
@@ -29,10 +33,12 @@ TEST(TextSinkTest, IdentityAndExtraLabels) {
   sink.Add(Family::kMemoryWorkingSet, 4096, {});
   std::string text = std::move(sink).Finish(false);
   EXPECT_THAT(text, HasSubstr("# TYPE container_cpu_usage_seconds_total counter\n"));
-  EXPECT_THAT(text, HasSubstr(
-      "container_cpu_usage_seconds_total{container=\"web\",id=\"/berth/p1/c1\","
-      "image=\"docker.io/library/busybox:1\",name=\"c1\",namespace=\"default\",pod=\"nginx\","
-      "cpu=\"total\"} 1.5\n"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          "container_cpu_usage_seconds_total{container=\"web\",id=\"/berth/p1/c1\","
+          "image=\"docker.io/library/busybox:1\",name=\"c1\",namespace=\"default\",pod=\"nginx\","
+          "cpu=\"total\"} 1.5\n"));
   EXPECT_THAT(text, HasSubstr("# TYPE container_memory_working_set_bytes gauge\n"));
   EXPECT_THAT(text, HasSubstr("pod=\"nginx\"} 4096\n"));
   EXPECT_THAT(text, Not(HasSubstr("container_memory_rss")));  // empty: left out
@@ -78,9 +84,9 @@ TEST(ContainerCollectorTest, ScrapesFakeTreeAndSkipsGoneTargets) {
   Sampler sampler(tree.layout(), {.proc_root = proc.path()});
   ContainerCollector collector(sampler, [] {
     ContainerTarget live{.sample = {.cgroup_path = kCgroup}, .labels = Labels()};
-    ContainerTarget pod{.sample = {.pod = true, .cgroup_path = "/kubepods/pod1"},
-                        .labels = {.id = "/kubepods/pod1", .namespace_ = "default",
-                                   .pod = "nginx"}};
+    ContainerTarget pod{
+        .sample = {.pod = true, .cgroup_path = "/kubepods/pod1"},
+        .labels = {.id = "/kubepods/pod1", .namespace_ = "default", .pod = "nginx"}};
     ContainerTarget gone{.sample = {.cgroup_path = "/kubepods/gone"}};
     return std::vector<ContainerTarget>{live, pod, gone};
   });

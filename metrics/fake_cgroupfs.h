@@ -40,7 +40,7 @@ class V2Tree {
   explicit V2Tree(const std::string& cgroup = kCgroup) : cgroup_(cgroup) {
     EXPECT_THAT(MakeDirs(fake_.Join("sys/fs/cgroup"), 0755), ::berth::testing::IsOk());
     ::berth::testing::WriteFileOrDie(fake_.Join("sys/fs/cgroup/cgroup.controllers"),
-                   "cpuset cpu io memory hugetlb pids rdma misc\n");
+                                     "cpuset cpu io memory hugetlb pids rdma misc\n");
     CopyFixtures("v2", Dir());
     layout_ = *CgroupLayout::FromMountInfo(kV2MountInfo, fake_.path());
   }
@@ -55,13 +55,13 @@ class V2Tree {
 
 // <root>/<pid>/{status,fd/*,net/dev}; fd targets are symlink contents as the
 // kernel shows them ("socket:[123]", "/dev/null").
-inline void FakeProcess(const ::berth::testing::TempDir& root, pid_t pid, const std::string& threads,
-                 const std::vector<std::string>& fd_targets) {
+inline void FakeProcess(const ::berth::testing::TempDir& root, pid_t pid,
+                        const std::string& threads, const std::vector<std::string>& fd_targets) {
   const std::string dir = root.Join(std::to_string(pid));
   ASSERT_THAT(MakeDirs(dir + "/fd", 0755), ::berth::testing::IsOk());
   ASSERT_THAT(MakeDirs(dir + "/net", 0755), ::berth::testing::IsOk());
-  ::berth::testing::WriteFileOrDie(dir + "/status",
-                 "Name:\tpause\nState:\tS (sleeping)\nThreads:\t" + threads + "\n");
+  ::berth::testing::WriteFileOrDie(
+      dir + "/status", "Name:\tpause\nState:\tS (sleeping)\nThreads:\t" + threads + "\n");
   ::berth::testing::WriteFileOrDie(dir + "/net/dev", *ReadFile(kFixtures + "proc-net-dev"));
   for (size_t i = 0; i < fd_targets.size(); ++i) {
     const std::string link = dir + "/fd/" + std::to_string(i);

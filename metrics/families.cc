@@ -21,11 +21,12 @@ constexpr MetricType kG = MetricType::kGauge;
 // not look at types, so queries and dashboards are unaffected.
 const std::vector<FamilySpec>& Table() {
   static const auto* table = new std::vector<FamilySpec>{
-      {"container_cpu_usage_seconds_total", "Cumulative cpu time consumed in seconds.", kC,
+      {"container_cpu_usage_seconds_total",
+       "Cumulative cpu time consumed in seconds.",
+       kC,
        {"cpu"}},
       {"container_cpu_user_seconds_total", "Cumulative user cpu time consumed in seconds.", kC},
-      {"container_cpu_system_seconds_total", "Cumulative system cpu time consumed in seconds.",
-       kC},
+      {"container_cpu_system_seconds_total", "Cumulative system cpu time consumed in seconds.", kC},
       {"container_cpu_cfs_periods_total", "Number of elapsed enforcement period intervals.", kC},
       {"container_cpu_cfs_throttled_periods_total", "Number of throttled period intervals.", kC},
       {"container_cpu_cfs_throttled_seconds_total",
@@ -41,7 +42,9 @@ const std::vector<FamilySpec>& Table() {
       {"container_memory_swap", "Container swap usage in bytes.", kG},
       {"container_memory_kernel_usage", "Size of kernel memory allocated in bytes.", kG},
       {"container_memory_failcnt", "Number of memory usage hits limits", kG},
-      {"container_memory_failures_total", "Cumulative count of memory allocation failures.", kC,
+      {"container_memory_failures_total",
+       "Cumulative count of memory allocation failures.",
+       kC,
        {"failure_type", "scope"}},
       {"container_oom_events_total", "Count of out of memory events observed for the container",
        kC},
@@ -54,42 +57,69 @@ const std::vector<FamilySpec>& Table() {
        "Memory reservation limit for the container.", kG},
       {"container_processes", "Number of processes running inside the container.", kG},
       {"container_threads", "Number of threads running inside the container", kG},
-      {"container_threads_max", "Maximum number of threads allowed inside the container, "
-                                "infinity if value is zero", kG},
-      {"container_file_descriptors",
-       "Number of open file descriptors for the container.", kG},
+      {"container_threads_max",
+       "Maximum number of threads allowed inside the container, "
+       "infinity if value is zero",
+       kG},
+      {"container_file_descriptors", "Number of open file descriptors for the container.", kG},
       {"container_sockets", "Number of open sockets for the container.", kG},
       {"container_ulimits_soft",
        "Soft ulimit values for the container root process. Unlimited if -1, except priority "
-       "and nice", kG, {"ulimit"}},
+       "and nice",
+       kG,
+       {"ulimit"}},
       {"container_fs_reads_bytes_total", "Cumulative count of bytes read", kC, {"device"}},
       {"container_fs_writes_bytes_total", "Cumulative count of bytes written", kC, {"device"}},
       {"container_fs_reads_total", "Cumulative count of reads completed", kC, {"device"}},
       {"container_fs_writes_total", "Cumulative count of writes completed", kC, {"device"}},
-      {"container_blkio_device_usage_total", "Blkio Device bytes usage", kC,
+      {"container_blkio_device_usage_total",
+       "Blkio Device bytes usage",
+       kC,
        {"device", "major", "minor", "operation"}},
-      {"container_fs_usage_bytes", "Number of bytes that are consumed by the container on this "
-                                   "filesystem.", kG, {"device"}},
-      {"container_fs_limit_bytes", "Number of bytes that can be consumed by the container on "
-                                   "this filesystem.", kG, {"device"}},
+      {"container_fs_usage_bytes",
+       "Number of bytes that are consumed by the container on this "
+       "filesystem.",
+       kG,
+       {"device"}},
+      {"container_fs_limit_bytes",
+       "Number of bytes that can be consumed by the container on "
+       "this filesystem.",
+       kG,
+       {"device"}},
       {"container_fs_inodes_total", "Number of Inodes", kC, {"device"}},
       {"container_fs_inodes_free", "Number of available Inodes", kG, {"device"}},
-      {"container_network_receive_bytes_total", "Cumulative count of bytes received", kC,
+      {"container_network_receive_bytes_total",
+       "Cumulative count of bytes received",
+       kC,
        {"interface"}},
-      {"container_network_receive_packets_total", "Cumulative count of packets received", kC,
+      {"container_network_receive_packets_total",
+       "Cumulative count of packets received",
+       kC,
        {"interface"}},
       {"container_network_receive_errors_total",
-       "Cumulative count of errors encountered while receiving", kC, {"interface"}},
-      {"container_network_receive_packets_dropped_total",
-       "Cumulative count of packets dropped while receiving", kC, {"interface"}},
-      {"container_network_transmit_bytes_total", "Cumulative count of bytes transmitted", kC,
+       "Cumulative count of errors encountered while receiving",
+       kC,
        {"interface"}},
-      {"container_network_transmit_packets_total", "Cumulative count of packets transmitted",
-       kC, {"interface"}},
+      {"container_network_receive_packets_dropped_total",
+       "Cumulative count of packets dropped while receiving",
+       kC,
+       {"interface"}},
+      {"container_network_transmit_bytes_total",
+       "Cumulative count of bytes transmitted",
+       kC,
+       {"interface"}},
+      {"container_network_transmit_packets_total",
+       "Cumulative count of packets transmitted",
+       kC,
+       {"interface"}},
       {"container_network_transmit_errors_total",
-       "Cumulative count of errors encountered while transmitting", kC, {"interface"}},
+       "Cumulative count of errors encountered while transmitting",
+       kC,
+       {"interface"}},
       {"container_network_transmit_packets_dropped_total",
-       "Cumulative count of packets dropped while transmitting", kC, {"interface"}},
+       "Cumulative count of packets dropped while transmitting",
+       kC,
+       {"interface"}},
       {"container_hugetlb_usage_bytes", "Hugepage usage in bytes", kG, {"pagesize"}},
       {"container_hugetlb_max_usage_bytes", "Hugepage maximum usage in bytes", kG, {"pagesize"}},
       {"container_hugetlb_failcnt", "Number of hugepage usages hits limits", kG, {"pagesize"}},
@@ -97,17 +127,20 @@ const std::vector<FamilySpec>& Table() {
        "Total time duration tasks in the container have waited due to CPU congestion.", kC},
       {"container_pressure_cpu_stalled_seconds_total",
        "Total time duration no tasks in the container could make progress due to CPU "
-       "congestion.", kC},
+       "congestion.",
+       kC},
       {"container_pressure_memory_waiting_seconds_total",
        "Total time duration tasks in the container have waited due to memory congestion.", kC},
       {"container_pressure_memory_stalled_seconds_total",
        "Total time duration no tasks in the container could make progress due to memory "
-       "congestion.", kC},
+       "congestion.",
+       kC},
       {"container_pressure_io_waiting_seconds_total",
        "Total time duration tasks in the container have waited due to IO congestion.", kC},
       {"container_pressure_io_stalled_seconds_total",
        "Total time duration no tasks in the container could make progress due to IO "
-       "congestion.", kC},
+       "congestion.",
+       kC},
       {"container_start_time_seconds", "Start time of the container since unix epoch in seconds.",
        kG},
       {"container_last_seen", "Last time a container was seen by the exporter", kG},
@@ -187,10 +220,9 @@ void EmitBlkio(const ContainerSample& s, SampleSink& sink) {
   for (size_t i = 0; i < s.cgroup.blkio->size(); ++i) {
     const BlkioDeviceStats& d = (*s.cgroup.blkio)[i];
     const std::string fallback = absl::StrCat(d.major, ":", d.minor);
-    absl::string_view device =
-        i < s.blkio_device_names.size() && !s.blkio_device_names[i].empty()
-            ? absl::string_view(s.blkio_device_names[i])
-            : absl::string_view(fallback);
+    absl::string_view device = i < s.blkio_device_names.size() && !s.blkio_device_names[i].empty()
+                                   ? absl::string_view(s.blkio_device_names[i])
+                                   : absl::string_view(fallback);
     Put(sink, Family::kFsReadsBytes, d.read_bytes, D, {device});
     Put(sink, Family::kFsWritesBytes, d.write_bytes, D, {device});
     Put(sink, Family::kFsReads, d.read_ops, D, {device});
@@ -249,8 +281,7 @@ void EmitSamples(const ContainerSample& s, absl::Time now, SampleSink& sink) {
                sink);
   EmitPressure(s.cgroup.memory_pressure, Family::kPressureMemoryWaiting,
                Family::kPressureMemoryStalled, sink);
-  EmitPressure(s.cgroup.io_pressure, Family::kPressureIoWaiting, Family::kPressureIoStalled,
-               sink);
+  EmitPressure(s.cgroup.io_pressure, Family::kPressureIoWaiting, Family::kPressureIoStalled, sink);
   if (s.start_time != absl::InfinitePast()) {
     sink.Add(Family::kStartTime, absl::ToDoubleSeconds(s.start_time - absl::UnixEpoch()));
   }

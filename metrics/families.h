@@ -106,7 +106,7 @@ struct FamilySpec {
 // The labels every container_* series carries, in cAdvisor's meaning: `id` the
 // cgroup path, `name` the container id ("" for a pod), `image`, and the CRI
 // metadata `namespace`, `pod`, `container` ("" for a pod).
-inline constexpr const char* kBaseLabels[] = {"container", "id", "image",
+inline constexpr const char* kBaseLabels[] = {"container", "id",        "image",
                                               "name",      "namespace", "pod"};
 inline constexpr int kBaseLabelCount = 6;
 

@@ -83,8 +83,8 @@ TEST(FamiliesTest, UnitsAndLabels) {
   EXPECT_EQ(m["container_memory_failures_total{pgfault,container}"], 7);
   EXPECT_EQ(m["container_memory_failures_total{pgfault,hierarchy}"], 7);
   EXPECT_EQ(m.count("container_memory_failures_total{pgmajfault,container}"), 0u);
-  EXPECT_EQ(m["container_threads"], 3);       // pids.current, as cAdvisor
-  EXPECT_EQ(m["container_threads_max"], 0);   // "max" is 0
+  EXPECT_EQ(m["container_threads"], 3);      // pids.current, as cAdvisor
+  EXPECT_EQ(m["container_threads_max"], 0);  // "max" is 0
   EXPECT_EQ(m["container_processes"], 2);
   EXPECT_EQ(m["container_file_descriptors"], 5);
   EXPECT_EQ(m["container_sockets"], 1);

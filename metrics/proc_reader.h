@@ -34,8 +34,8 @@ struct ProcessStats {
 
 // `threads` false skips /proc/<pid>/status (threads stays 0): callers that
 // have pids.current, which counts the cgroup's tasks, need not read it.
-ProcessStats ReadProcessStats(const std::vector<pid_t>& pids,
-                              absl::string_view proc_root = "/proc", bool threads = true);
+ProcessStats ReadProcessStats(const std::vector<pid_t>& pids, absl::string_view proc_root = "/proc",
+                              bool threads = true);
 
 // <proc_root>/<pid>/net/dev, loopback left out.
 absl::StatusOr<std::vector<NetInterfaceStats>> ReadNetDev(pid_t pid,

@@ -82,13 +82,12 @@ std::vector<prometheus::MetricFamily> ProcessCollector::Collect() const {
   return {
       Gauge("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
             s->cpu_seconds, prometheus::MetricType::Counter),
-      Gauge("process_resident_memory_bytes", "Resident memory size in bytes.",
-            s->resident_bytes),
+      Gauge("process_resident_memory_bytes", "Resident memory size in bytes.", s->resident_bytes),
       Gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", s->virtual_bytes),
       Gauge("process_open_fds", "Number of open file descriptors.", s->open_fds),
       Gauge("process_max_fds", "Maximum number of open file descriptors.", s->max_fds),
-      Gauge("process_start_time_seconds",
-            "Start time of the process since unix epoch in seconds.", s->start_time_seconds),
+      Gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+            s->start_time_seconds),
   };
 }
 

@@ -2,8 +2,8 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -59,8 +59,7 @@ absl::Status WalkOne(Walk& w, int fd) {
     if (st.st_dev != w.dev) continue;  // a mount inside: not the layer's
     Count(w, st);
     if (!S_ISDIR(st.st_mode)) continue;
-    int sub = ::openat(::dirfd(d), e->d_name,
-                       O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    int sub = ::openat(::dirfd(d), e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (sub >= 0) w.pending.push_back(sub);
   }
   ::closedir(d);

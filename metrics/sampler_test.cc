@@ -73,8 +73,8 @@ class SamplerTest : public ::testing::Test {
     // 1580 (also in cgroup.procs) has exited.
   }
   Sampler MakeSampler(absl::Duration ttl = absl::Seconds(15)) {
-    return Sampler(tree_.layout(), {.proc_root = proc_.path(), .sys_root = sys_.path(),
-                                    .fs_ttl = ttl});
+    return Sampler(tree_.layout(),
+                   {.proc_root = proc_.path(), .sys_root = sys_.path(), .fs_ttl = ttl});
   }
   V2Tree tree_;
   TempDir proc_;

@@ -60,8 +60,8 @@ std::vector<prometheus::MetricFamily> StateCollector::Collect() const {
   std::vector<prometheus::MetricFamily> out;
   out.push_back(ByState("berth_pod_sandboxes", "Pod sandboxes by CRI state.", c.sandboxes));
   out.push_back(ByState("berth_containers", "Containers by CRI state.", c.containers));
-  prometheus::MetricFamily shims{"berth_shims", "berth-shim processes serving containers.",
-                                 prometheus::MetricType::Gauge, {}};
+  prometheus::MetricFamily shims{
+      "berth_shims", "berth-shim processes serving containers.", prometheus::MetricType::Gauge, {}};
   shims.metric.emplace_back().gauge.value = c.shims;
   out.push_back(std::move(shims));
   return out;

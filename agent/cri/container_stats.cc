@@ -17,9 +17,7 @@ namespace st = ::berth::state::v1;
 namespace {
 
 // Limits at or above 2^62 are "no limit" (v1's PAGE_COUNTER_MAX, v2's max).
-bool Limited(const std::optional<uint64_t>& limit) {
-  return limit && *limit < (uint64_t{1} << 62);
-}
+bool Limited(const std::optional<uint64_t>& limit) { return limit && *limit < (uint64_t{1} << 62); }
 
 void SetPsi(const std::optional<metrics::PsiStats>& p, v1::PsiStats* out) {
   // Cgroup files count stalls in µs; CRI's PsiData.Total is ns.

@@ -25,7 +25,7 @@ const std::vector<std::string>& BerthSchema() {
 }
 
 absl::StatusOr<std::unique_ptr<CriService>> CriService::Create(AgentOptions options,
-                                                                prometheus::Registry* metrics) {
+                                                               prometheus::Registry* metrics) {
   std::unique_ptr<CriService> cri(new CriService(std::move(options)));
   if (metrics != nullptr) cri->agent_metrics_ = std::make_unique<AgentMetrics>(*metrics);
   const AgentOptions& o = cri->options_;

@@ -138,11 +138,11 @@ class CriService {
                              runtime::v1::ContainerEventType type);
 
   // Pieces shared by several verbs.
-  absl::Status TeardownSandbox(lifecycle::SandboxObject& sandbox);  // pod_sandbox_stop.cc
+  absl::Status TeardownSandbox(lifecycle::SandboxObject& sandbox);     // pod_sandbox_stop.cc
   absl::Status SetupPodNetwork(lifecycle::SandboxObject& sandbox);     // pod_network.cc
   absl::Status TeardownPodNetwork(lifecycle::SandboxObject& sandbox);  // pod_network.cc
   absl::Status CheckPodNetwork(lifecycle::SandboxObject& sandbox);     // pod_network.cc
-  absl::Status DestroySandbox(lifecycle::SandboxObject& sandbox);   // pod_sandbox_remove.cc
+  absl::Status DestroySandbox(lifecycle::SandboxObject& sandbox);      // pod_sandbox_remove.cc
   absl::Status KillContainer(lifecycle::ContainerObject& container, int signal,
                              absl::Duration timeout);                    // container_stop.cc
   absl::Status DestroyContainer(lifecycle::ContainerObject& container);  // container_remove.cc
@@ -193,9 +193,9 @@ class CriService {
   absl::Mutex children_mu_;
   std::set<pid_t> children_ ABSL_GUARDED_BY(children_mu_);
   std::unique_ptr<network::Cni> cni_;
-  std::unique_ptr<metrics::Sampler> sampler_;  // null without cgroups
+  std::unique_ptr<metrics::Sampler> sampler_;               // null without cgroups
   std::unique_ptr<metrics::ContainerCollector> collector_;  // null without cgroups
-  std::unique_ptr<AgentMetrics> agent_metrics_;  // null without a registry
+  std::unique_ptr<AgentMetrics> agent_metrics_;             // null without a registry
   // The previous CPU reading per container or pod id, for usage_nano_cores.
   struct CpuPoint {
     uint64_t usage_ns;

@@ -31,8 +31,8 @@ absl::StatusOr<runtime::v1::PullImageResponse> CriService::PullImage(
   const absl::Time begin = absl::Now();
   absl::StatusOr<images::ImageRecord> r = images_->Pull(image, creds);
   if (agent_metrics_ != nullptr) {
-    agent_metrics_->ImagePulled(r.ok() ? static_cast<uint64_t>(r->size) : 0,
-                                absl::Now() - begin, r.ok());
+    agent_metrics_->ImagePulled(r.ok() ? static_cast<uint64_t>(r->size) : 0, absl::Now() - begin,
+                                r.ok());
   }
   if (!r.ok()) return r.status();
   runtime::v1::PullImageResponse response;

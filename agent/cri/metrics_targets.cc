@@ -17,8 +17,8 @@ metrics::ContainerTarget CriService::TargetOf(const st::Sandbox& s, pid_t net_pi
   metrics::ContainerTarget t;
   t.sample.pod = true;
   t.sample.cgroup_path = s.cgroup_path();
-  const bool host_net = s.config().linux().security_context().namespace_options().network() ==
-                        v1::NODE;
+  const bool host_net =
+      s.config().linux().security_context().namespace_options().network() == v1::NODE;
   t.sample.net_pid = host_net ? 0 : net_pid;
   t.sample.start_time = absl::FromUnixNanos(s.created_at_ns());
   t.labels.id = s.cgroup_path();
@@ -27,8 +27,7 @@ metrics::ContainerTarget CriService::TargetOf(const st::Sandbox& s, pid_t net_pi
   return t;
 }
 
-metrics::ContainerTarget CriService::TargetOf(const st::Container& c,
-                                              const st::Sandbox& s) const {
+metrics::ContainerTarget CriService::TargetOf(const st::Container& c, const st::Sandbox& s) const {
   metrics::ContainerTarget t;
   t.sample.cgroup_path = c.cgroup_path();
   t.sample.upper_dir = c.rootfs_dir().empty() ? "" : c.rootfs_dir() + "/upper";

@@ -9,8 +9,8 @@
 // cleared only once DEL succeeded.
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/strip.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "agent/cri/cri_service.h"
 #include "os/log.h"
 #include "os/status.h"
@@ -29,9 +29,14 @@ constexpr char kEgressBandwidth[] = "kubernetes.io/egress-bandwidth";
 
 // A Kubernetes quantity ("10M", "1Gi", "500k", "100") in bits per second.
 absl::StatusOr<uint64_t> ParseBandwidth(absl::string_view text) {
-  static const std::pair<const char*, double> kSuffixes[] = {
-      {"Ki", 1024.0}, {"Mi", 1024.0 * 1024}, {"Gi", 1024.0 * 1024 * 1024},
-      {"Ti", 1024.0 * 1024 * 1024 * 1024}, {"k", 1e3}, {"M", 1e6}, {"G", 1e9}, {"T", 1e12}};
+  static const std::pair<const char*, double> kSuffixes[] = {{"Ki", 1024.0},
+                                                             {"Mi", 1024.0 * 1024},
+                                                             {"Gi", 1024.0 * 1024 * 1024},
+                                                             {"Ti", 1024.0 * 1024 * 1024 * 1024},
+                                                             {"k", 1e3},
+                                                             {"M", 1e6},
+                                                             {"G", 1e9},
+                                                             {"T", 1e12}};
   double scale = 1;
   for (const auto& [suffix, factor] : kSuffixes) {
     if (absl::ConsumeSuffix(&text, suffix)) {

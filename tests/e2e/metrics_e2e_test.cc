@@ -50,10 +50,10 @@ class MetricsE2eTest : public LifecycleTest {
     auto pod = RunPod(pod_config_);
     ASSERT_THAT(pod, IsOk());
     pod_ = *pod;
-    v1::ContainerConfig c = ContainerConfig(
-        "spin", {"sh", "-c",
-                 "dd if=/dev/zero of=/dev/shm/fill bs=1M count=32 2>/dev/null; "
-                 "touch /started; while :; do :; done"});
+    v1::ContainerConfig c =
+        ContainerConfig("spin", {"sh", "-c",
+                                 "dd if=/dev/zero of=/dev/shm/fill bs=1M count=32 2>/dev/null; "
+                                 "touch /started; while :; do :; done"});
     c.mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(kLimit);
     auto id = CreateContainer(pod_, c, pod_config_);
     ASSERT_THAT(id, IsOk());
@@ -252,8 +252,7 @@ TEST_F(MetricsE2eTest, PrometheusScrapesContainerMetrics) {
   ASSERT_NO_FATAL_FAILURE(StartBurner());
   Prometheus prometheus(dir_, metrics_port_);
   ASSERT_TRUE(prometheus.started());
-  auto rate = WaitFor(prometheus,
-                      "rate(container_cpu_usage_seconds_total{container=\"spin\"}[5s])",
+  auto rate = WaitFor(prometheus, "rate(container_cpu_usage_seconds_total{container=\"spin\"}[5s])",
                       [](double v) { return v > 0.5; });
   EXPECT_TRUE(rate && *rate > 0.5) << "rate " << (rate ? *rate : -1);
   auto ws = WaitFor(prometheus, "container_memory_working_set_bytes{container=\"spin\"}",

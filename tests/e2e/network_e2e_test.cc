@@ -41,8 +41,7 @@ class NetworkE2eTest : public LifecycleTest {
     ASSERT_THAT(MakeDirs(conf_dir_, 0755), IsOk());
     ASSERT_THAT(MakeDirs(bin_dir_, 0755), IsOk());
     WriteFileOrDie(conf_dir_ + "/10-test.conflist", env_.Conflist());
-    extra_flags_ = {"--cni-conf-dir=" + conf_dir_,
-                    "--cni-bin-dir=/usr/lib/cni:" + bin_dir_};
+    extra_flags_ = {"--cni-conf-dir=" + conf_dir_, "--cni-bin-dir=/usr/lib/cni:" + bin_dir_};
     LifecycleTest::SetUp();
   }
   void TearDown() override {
@@ -62,9 +61,8 @@ class NetworkE2eTest : public LifecycleTest {
     v1::PodSandboxConfig config = PodConfig(name);
     for (const v1::PortMapping& p : ports) *config.add_port_mappings() = p;
     BERTH_ASSIGN_OR_RETURN(std::string pod, RunPod(config));
-    BERTH_ASSIGN_OR_RETURN(std::string c,
-                           CreateContainer(pod, ContainerConfig("web", {"sh", "-c", kServer}),
-                                           config));
+    BERTH_ASSIGN_OR_RETURN(
+        std::string c, CreateContainer(pod, ContainerConfig("web", {"sh", "-c", kServer}), config));
     BERTH_RETURN_IF_ERROR(StartContainer(c));
     containers_[pod] = c;
     return pod;
@@ -120,8 +118,8 @@ TEST_F(NetworkE2eTest, TwoPodsGetIpsAndReachEachOtherAndTheHostReachesThem) {
   absl::StatusOr<v1::ExecSyncResponse> got;
   for (int i = 0; i < 50; ++i) {
     // (No -T: Debian's busybox 1.35 wget crashes with it.)
-    got = ExecSync(containers_[*a], {"wget", "-q", "-O", "-",
-                                     absl::StrCat("http://", *ip_b, ":8080/")}, 5);
+    got = ExecSync(containers_[*a],
+                   {"wget", "-q", "-O", "-", absl::StrCat("http://", *ip_b, ":8080/")}, 5);
     if (got.ok() && got->exit_code() == 0) break;
     absl::SleepFor(absl::Milliseconds(100));
   }

@@ -36,14 +36,11 @@ BerthdProcess::~BerthdProcess() {
 
 absl::Status BerthdProcess::Spawn(const std::vector<std::string>& extra) {
   if (pid_ > 0) return absl::FailedPreconditionError("berthd already running");
-  std::vector<std::string> args = {BERTHD_PATH,
-                                   "--socket=" + socket_path(),
-                                   "--root=" + root_dir(),
-                                   "--state-dir=" + state_dir(),
-                                   "--metrics-address=",
-                                   // No CNI config: pods get loopback only, whatever the machine has.
-                                   "--cni-conf-dir=" + dir_ + "/cni/net.d",
-                                   "--shutdown-grace=5"};
+  std::vector<std::string> args = {
+      BERTHD_PATH, "--socket=" + socket_path(), "--root=" + root_dir(),
+      "--state-dir=" + state_dir(), "--metrics-address=",
+      // No CNI config: pods get loopback only, whatever the machine has.
+      "--cni-conf-dir=" + dir_ + "/cni/net.d", "--shutdown-grace=5"};
   args.insert(args.end(), extra.begin(), extra.end());
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());

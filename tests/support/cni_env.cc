@@ -66,10 +66,13 @@ absl::Status CniTestEnv::Prepare(const std::string& dir, const std::string& brid
 
 std::string CniTestEnv::Conflist(const std::string& last_plugin) const {
   return absl::StrCat(R"({"cniVersion": "1.0.0", "name": ")", network_, R"(", "plugins": [
-    {"type": "bridge", "bridge": ")", bridge_, R"(", "isGateway": true, "ipMasq": true,
+    {"type": "bridge", "bridge": ")",
+                      bridge_, R"(", "isGateway": true, "ipMasq": true,
      "hairpinMode": true,
-     "ipam": {"type": "host-local", "dataDir": ")", ipam_, R"(",
-              "ranges": [[{"subnet": ")", subnet_, R"(0/24"}]],
+     "ipam": {"type": "host-local", "dataDir": ")",
+                      ipam_, R"(",
+              "ranges": [[{"subnet": ")",
+                      subnet_, R"(0/24"}]],
               "routes": [{"dst": "0.0.0.0/0"}]}},
     {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true},
     {"type": "loopback"})",
@@ -88,9 +91,8 @@ std::vector<std::string> CniTestEnv::IpamFiles() const {
 
 std::vector<std::string> CniTestEnv::BridgePorts() const {
   std::vector<std::string> out;
-  for (absl::string_view line :
-       absl::StrSplit(Output("ip -o link show master " + bridge_ + " 2>/dev/null"), '\n',
-                      absl::SkipEmpty())) {
+  for (absl::string_view line : absl::StrSplit(
+           Output("ip -o link show master " + bridge_ + " 2>/dev/null"), '\n', absl::SkipEmpty())) {
     out.emplace_back(line);
   }
   return out;
@@ -116,7 +118,8 @@ void CniTestEnv::Restore() {
   }
   if (portmap_chains_existed_) return;
   // portmap's shared chains, only when this test created them and they are empty again.
-  if (Output("iptables -t nat -S CNI-HOSTPORT-DNAT 2>/dev/null") != "-N CNI-HOSTPORT-DNAT\n") return;
+  if (Output("iptables -t nat -S CNI-HOSTPORT-DNAT 2>/dev/null") != "-N CNI-HOSTPORT-DNAT\n")
+    return;
   Shell(
       "iptables -t nat -D PREROUTING -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT;"
       "iptables -t nat -D OUTPUT -m addrtype --dst-type LOCAL -j CNI-HOSTPORT-DNAT;"

@@ -41,8 +41,21 @@ struct Dir {
   CgroupFileCache* cache;
 };
 
-// `dir/name` read whole: one read(2) for the small files cgroupfs serves,
-// more only when the buffer fills (memory.stat).
+// The whole of an open cgroup file into `out`, read from offset 0 (so a cached
+// fd shows its file afresh): one pread(2) for the small files cgroupfs serves,
+// more only when the buffer fills (memory.stat). 0, or the errno.
+int PreadWhole(int fd, std::string& out) {
+  char buf[8192];
+  for (;;) {
+    ssize_t r = ::pread(fd, buf, sizeof(buf), static_cast<off_t>(out.size()));
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return errno;
+    out.append(buf, static_cast<size_t>(r));
+    if (r < static_cast<ssize_t>(sizeof(buf))) return 0;
+  }
+}
+
+// `dir/name` read whole, from the cache when there is one.
 absl::StatusOr<std::string> ReadAt(const Dir& dir, absl::string_view name) {
   if (dir.cache != nullptr) return dir.cache->Read(dir.path, name);
   const std::string n(name);
@@ -50,14 +63,10 @@ absl::StatusOr<std::string> ReadAt(const Dir& dir, absl::string_view name) {
   UniqueFd fd(::openat(dir.fd.get(), n.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd.valid()) return ErrnoStatus(errno, "open", absl::StrCat(dir.path, "/", n));
   std::string out;
-  char buf[8192];
-  for (;;) {
-    ssize_t r = ::read(fd.get(), buf, sizeof(buf));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) return ErrnoStatus(errno, "read", absl::StrCat(dir.path, "/", n));
-    out.append(buf, static_cast<size_t>(r));
-    if (r < static_cast<ssize_t>(sizeof(buf))) return out;
+  if (int err = PreadWhole(fd.get(), out); err != 0) {
+    return ErrnoStatus(err, "read", absl::StrCat(dir.path, "/", n));
   }
+  return out;
 }
 
 // The text of `dir/name`. A failure is recorded, except a missing file when
@@ -293,19 +302,12 @@ absl::StatusOr<std::string> CgroupFileCache::Read(const std::string& dir, absl::
     it = fds_.emplace(path, std::move(fd)).first;
   }
   std::string out;
-  char buf[8192];
-  for (;;) {
-    ssize_t r = ::pread(it->second.get(), buf, sizeof(buf), static_cast<off_t>(out.size()));
-    if (r < 0 && errno == EINTR) continue;
-    if (r < 0) {
-      const int err = errno;
-      fds_.erase(it);
-      if (err == ENODEV) gone_ = true;  // the cgroup was removed
-      return ErrnoStatus(err == ENODEV ? ENOENT : err, "read", path);
-    }
-    out.append(buf, static_cast<size_t>(r));
-    if (r < static_cast<ssize_t>(sizeof(buf))) return out;
+  if (int err = PreadWhole(it->second.get(), out); err != 0) {
+    fds_.erase(it);
+    if (err == ENODEV) gone_ = true;  // the cgroup was removed
+    return ErrnoStatus(err == ENODEV ? ENOENT : err, "read", path);
   }
+  return out;
 }
 
 absl::StatusOr<CgroupStats> ReadCgroupStats(const CgroupLayout& layout,

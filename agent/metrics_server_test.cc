@@ -1,10 +1,6 @@
 // MetricsServer on 127.0.0.1:0: GET and HEAD /metrics, other paths and methods
-// refused, a silent client does not block the next one for long.
+// refused, a taken port an error.
 #include "agent/metrics_server.h"
-
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -20,23 +16,6 @@ using ::testing::HasSubstr;
 using ::testing::Not;
 using ::testing::StartsWith;
 
-std::string Raw(int port, const std::string& request) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(port);
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
-    (void)!::write(fd, request.data(), request.size());
-    char buf[4096];
-    ssize_t n;
-    while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, n);
-  }
-  ::close(fd);
-  return out;
-}
-
 TEST(MetricsServerTest, ServesMetricsOnly) {
   int calls = 0;
   auto server = MetricsServer::Start("127.0.0.1:0", [&] {
@@ -51,10 +30,12 @@ TEST(MetricsServerTest, ServesMetricsOnly) {
   EXPECT_THAT(page, HasSubstr("Content-Type: text/plain; version=0.0.4"));
   EXPECT_THAT(page, HasSubstr("Content-Length: 5\r\n"));
   EXPECT_THAT(page, HasSubstr("\r\n\r\nup 1\n"));
-  EXPECT_THAT(Raw(port, "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"), Not(HasSubstr("up 1")));
+  EXPECT_THAT(testing::HttpRequest(port, "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n"),
+              Not(HasSubstr("up 1")));
   EXPECT_THAT(testing::HttpGet(port, "/"), StartsWith("HTTP/1.1 404"));
-  EXPECT_THAT(Raw(port, "POST /metrics HTTP/1.1\r\n\r\n"), StartsWith("HTTP/1.1 405"));
-  EXPECT_THAT(Raw(port, "nonsense\r\n\r\n"), StartsWith("HTTP/1.1 400"));
+  EXPECT_THAT(testing::HttpRequest(port, "POST /metrics HTTP/1.1\r\n\r\n"),
+              StartsWith("HTTP/1.1 405"));
+  EXPECT_THAT(testing::HttpRequest(port, "nonsense\r\n\r\n"), StartsWith("HTTP/1.1 400"));
   EXPECT_EQ(calls, 2);  // GET and HEAD
 }
 

@@ -140,7 +140,7 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
 }
 
-std::string HttpGet(int port, const std::string& path) {
+std::string HttpRequest(int port, const std::string& request) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -150,7 +150,6 @@ std::string HttpGet(int port, const std::string& path) {
     ::close(fd);
     return "";
   }
-  std::string request = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
   (void)!::write(fd, request.data(), request.size());
   std::string out;
   char buf[4096];
@@ -158,6 +157,10 @@ std::string HttpGet(int port, const std::string& path) {
   while ((n = ::read(fd, buf, sizeof(buf))) > 0) out.append(buf, n);
   ::close(fd);
   return out;
+}
+
+std::string HttpGet(int port, const std::string& path) {
+  return HttpRequest(port, "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n");
 }
 
 }  // namespace berth::testing

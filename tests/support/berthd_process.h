@@ -67,6 +67,8 @@ int PickFreePort();
 // GET http://127.0.0.1:<port><path> (HTTP/1.0); the whole response, headers
 // included, or "" when nothing answers.
 std::string HttpGet(int port, const std::string& path);
+// Sends `request` as it is to 127.0.0.1:<port>; the whole response, or "".
+std::string HttpRequest(int port, const std::string& request);
 
 // Runs a shell command; returns its exit code.
 int Shell(const std::string& command);

@@ -66,7 +66,7 @@ void CriService::FillIo(const metrics::ContainerSample& s, int64_t now, v1::IoUs
   if (s.cgroup.io_pressure) SetPsi(s.cgroup.io_pressure, io->mutable_psi());
 }
 
-v1::ContainerStats CriService::StatsOf(const st::Container& c, const st::Sandbox& s) {
+v1::ContainerStats CriService::StatsOf(const st::Container& c) {
   v1::ContainerStats out;
   v1::ContainerAttributes* a = out.mutable_attributes();
   a->set_id(c.id());
@@ -74,7 +74,7 @@ v1::ContainerStats CriService::StatsOf(const st::Container& c, const st::Sandbox
   *a->mutable_labels() = c.config().labels();
   *a->mutable_annotations() = c.config().annotations();
   if (sampler_ == nullptr || c.cgroup_path().empty()) return out;
-  absl::StatusOr<metrics::ContainerSample> sample = sampler_->Sample(TargetOf(c, s).sample);
+  absl::StatusOr<metrics::ContainerSample> sample = sampler_->Sample(TargetOf(c).sample);
   if (!sample.ok()) return out;  // the cgroup is gone: the container has exited
   const int64_t now = NowNs();
   FillCpuMemory(c.id(), *sample, now, out.mutable_cpu(), out.mutable_memory());
@@ -108,10 +108,8 @@ absl::StatusOr<v1::ContainerStatsResponse> CriService::ContainerStats(
     return absl::NotFoundError(
         absl::StrCat("container_id: container `", c.id(), "` is still being created"));
   }
-  BERTH_ASSIGN_OR_RETURN(std::shared_ptr<lifecycle::SandboxObject> sandbox,
-                         registry_.FindSandbox(c.sandbox_id(), "container's sandbox"));
   v1::ContainerStatsResponse response;
-  *response.mutable_stats() = StatsOf(c, Snapshot(*sandbox));
+  *response.mutable_stats() = StatsOf(c);
   return response;
 }
 
@@ -124,20 +122,11 @@ absl::StatusOr<v1::ListContainerStatsResponse> CriService::ListContainerStats(
   *list.mutable_filter()->mutable_label_selector() = f.label_selector();
   BERTH_ASSIGN_OR_RETURN(v1::ListContainersResponse containers, ListContainers(list));
   v1::ListContainerStatsResponse response;
-  std::map<std::string, st::Sandbox> sandboxes;
   for (const v1::Container& listed : containers.containers()) {
     BERTH_ASSIGN_OR_RETURN(std::shared_ptr<lifecycle::ContainerObject> co,
                            registry_.LookupContainer(listed.id()));
     if (co == nullptr) continue;  // removed meanwhile
-    st::Container c = Snapshot(*co);
-    auto it = sandboxes.find(c.sandbox_id());
-    if (it == sandboxes.end()) {
-      BERTH_ASSIGN_OR_RETURN(std::shared_ptr<lifecycle::SandboxObject> so,
-                             registry_.LookupSandbox(c.sandbox_id()));
-      if (so == nullptr) continue;
-      it = sandboxes.emplace(c.sandbox_id(), Snapshot(*so)).first;
-    }
-    *response.add_stats() = StatsOf(c, it->second);
+    *response.add_stats() = StatsOf(Snapshot(*co));
   }
   ForgetCpuPoints();
   return response;

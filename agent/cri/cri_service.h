@@ -168,11 +168,10 @@ class CriService {
   };
   std::vector<PodTargets> LiveTargets() const;
   metrics::ContainerTarget TargetOf(const lifecycle::state::Sandbox& s, pid_t net_pid) const;
-  metrics::ContainerTarget TargetOf(const lifecycle::state::Container& c,
-                                    const lifecycle::state::Sandbox& s) const;
+  // A container's target; its pod labels (namespace, pod) are the caller's to fill.
+  metrics::ContainerTarget TargetOf(const lifecycle::state::Container& c) const;
   StateCounts CountStates() const;
-  runtime::v1::ContainerStats StatsOf(const lifecycle::state::Container& c,
-                                      const lifecycle::state::Sandbox& s);
+  runtime::v1::ContainerStats StatsOf(const lifecycle::state::Container& c);
   runtime::v1::PodSandboxStats StatsOf(const lifecycle::state::Sandbox& s);
   void FillCpuMemory(const std::string& key, const metrics::ContainerSample& s, int64_t now,
                      runtime::v1::CpuUsage* cpu, runtime::v1::MemoryUsage* memory);

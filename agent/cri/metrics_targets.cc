@@ -27,7 +27,7 @@ metrics::ContainerTarget CriService::TargetOf(const st::Sandbox& s, pid_t net_pi
   return t;
 }
 
-metrics::ContainerTarget CriService::TargetOf(const st::Container& c, const st::Sandbox& s) const {
+metrics::ContainerTarget CriService::TargetOf(const st::Container& c) const {
   metrics::ContainerTarget t;
   t.sample.cgroup_path = c.cgroup_path();
   t.sample.upper_dir = c.rootfs_dir().empty() ? "" : c.rootfs_dir() + "/upper";
@@ -37,8 +37,6 @@ metrics::ContainerTarget CriService::TargetOf(const st::Container& c, const st::
   t.labels.id = c.cgroup_path();
   t.labels.image = c.image_name();
   t.labels.name = c.id();
-  t.labels.namespace_ = s.config().metadata().namespace_();
-  t.labels.pod = s.config().metadata().name();
   return t;
 }
 
@@ -52,12 +50,11 @@ std::vector<CriService::PodTargets> CriService::LiveTargets() const {
     pid_t init_pid;
   };
   std::map<std::string, std::vector<Live>> by_pod;
-  static const st::Sandbox kNoSandbox;
   for (const std::shared_ptr<lifecycle::ContainerObject>& co : registry_.Containers()) {
     absl::MutexLock l(&co->mu);
     const st::Container& c = co->record;
     if (c.phase() != st::RUNNING || c.cgroup_path().empty()) continue;
-    by_pod[co->sandbox_id].push_back({TargetOf(c, kNoSandbox), co->id, c.init_pid()});
+    by_pod[co->sandbox_id].push_back({TargetOf(c), co->id, c.init_pid()});
   }
   std::vector<PodTargets> pods;
   for (const std::shared_ptr<lifecycle::SandboxObject>& so : registry_.Sandboxes()) {

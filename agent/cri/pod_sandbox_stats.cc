@@ -36,7 +36,7 @@ v1::PodSandboxStats CriService::StatsOf(const st::Sandbox& s) {
     st::Container c = Snapshot(*co);
     if (c.phase() == st::CREATING) continue;
     if (net_pid <= 0 && c.phase() == st::RUNNING) net_pid = c.init_pid();
-    *linux->add_containers() = StatsOf(c, s);
+    *linux->add_containers() = StatsOf(c);
   }
   if (sampler_ == nullptr || s.phase() != st::RUNNING || s.cgroup_path().empty()) return out;
   absl::StatusOr<metrics::ContainerSample> sample = sampler_->Sample(TargetOf(s, net_pid).sample);

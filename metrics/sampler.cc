@@ -197,9 +197,13 @@ std::optional<ContainerSample::Fs> Sampler::LayerUsage(const std::string& upper_
   return fs;
 }
 
-void Sampler::Forget(const std::string& upper_dir) {
-  absl::MutexLock l(&mu_);
-  fs_.erase(upper_dir);
+void Sampler::Forget(const SampleTarget& target) {
+  {
+    absl::MutexLock l(&mu_);
+    fs_.erase(target.upper_dir);
+  }
+  absl::MutexLock l(&files_mu_);
+  files_.erase(target.cgroup_path);
 }
 
 std::optional<uint64_t> Sampler::NofileSoft(pid_t pid, Files* files) {

@@ -62,8 +62,9 @@ class Sampler {
   // sample.cgroup.errors.
   absl::StatusOr<ContainerSample> Sample(const SampleTarget& target);
 
-  // Forget cached layer usage of layers no longer sampled.
-  void Forget(const std::string& upper_dir);
+  // Forgets what is cached for a target that is gone for good (its open
+  // cgroup files, its layer usage): the owner calls it when it removes one.
+  void Forget(const SampleTarget& target);
   // Closes the cached files of every cgroup not in `live` (called after a scrape).
   void Retain(const std::set<std::string>& live);
   size_t open_files() const;

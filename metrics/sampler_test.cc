@@ -113,7 +113,8 @@ TEST_F(SamplerTest, LayerUsageIsCachedForTheTtl) {
   WriteKb(upper_.Join("later"), 8);
   auto cached = sampler.Sample({.cgroup_path = kCgroup, .upper_dir = upper_.path()});
   EXPECT_EQ(cached->fs->inodes_used, first->fs->inodes_used);
-  sampler.Forget(upper_.path());
+  sampler.Forget({.cgroup_path = kCgroup, .upper_dir = upper_.path()});
+  EXPECT_EQ(sampler.open_files(), 0u);
   auto fresh = sampler.Sample({.cgroup_path = kCgroup, .upper_dir = upper_.path()});
   EXPECT_EQ(fresh->fs->inodes_used, first->fs->inodes_used + 1);
 }

@@ -46,6 +46,7 @@ absl::Status CriService::DestroyContainer(lifecycle::ContainerObject& c) {
   }
   if (!r.bundle().empty()) BERTH_RETURN_IF_ERROR(RemoveTree(r.bundle()));
   BERTH_RETURN_IF_ERROR(store_->DeleteContainer(c.id));
+  ForgetStats(c.id, TargetOf(r).sample);
   registry_.EraseContainer(c.id);
   registry_.Release(r.name());
   return absl::OkStatus();

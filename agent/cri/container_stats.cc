@@ -128,18 +128,13 @@ absl::StatusOr<v1::ListContainerStatsResponse> CriService::ListContainerStats(
     if (co == nullptr) continue;  // removed meanwhile
     *response.add_stats() = StatsOf(Snapshot(*co));
   }
-  ForgetCpuPoints();
   return response;
 }
 
-void CriService::ForgetCpuPoints() {
-  // Rates are kept for objects still known; the rest are dropped here.
+void CriService::ForgetStats(const std::string& id, const metrics::SampleTarget& target) {
+  if (sampler_ != nullptr) sampler_->Forget(target);
   absl::MutexLock l(&cpu_mu_);
-  for (auto it = cpu_points_.begin(); it != cpu_points_.end();) {
-    bool known = registry_.LookupContainer(it->first).value_or(nullptr) != nullptr ||
-                 registry_.LookupSandbox(it->first).value_or(nullptr) != nullptr;
-    it = known ? std::next(it) : cpu_points_.erase(it);
-  }
+  cpu_points_.erase(id);
 }
 
 }  // namespace berth

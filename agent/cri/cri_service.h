@@ -176,7 +176,10 @@ class CriService {
   void FillCpuMemory(const std::string& key, const metrics::ContainerSample& s, int64_t now,
                      runtime::v1::CpuUsage* cpu, runtime::v1::MemoryUsage* memory);
   void FillIo(const metrics::ContainerSample& s, int64_t now, runtime::v1::IoUsage* io);
-  void ForgetCpuPoints();
+  // What stats keep for a removed container or sandbox (cpu reading, open
+  // cgroup files, layer usage) is dropped with it (container_remove.cc,
+  // pod_sandbox_remove.cc).
+  void ForgetStats(const std::string& id, const metrics::SampleTarget& target);
 
   std::string SandboxStateDir(const std::string& id) const;
   std::string ContainerBundle(const std::string& id) const;

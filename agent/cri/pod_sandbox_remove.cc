@@ -41,6 +41,7 @@ absl::Status CriService::DestroySandbox(lifecycle::SandboxObject& sandbox) {
   }
   if (!r.files_dir().empty()) BERTH_RETURN_IF_ERROR(RemoveTree(r.files_dir()));
   BERTH_RETURN_IF_ERROR(store_->DeleteSandbox(sandbox.id));
+  ForgetStats(sandbox.id, TargetOf(r, 0).sample);
   registry_.EraseSandbox(sandbox.id);
   registry_.Release(r.name());
   return absl::OkStatus();

@@ -87,7 +87,6 @@ absl::StatusOr<v1::ListPodSandboxStatsResponse> CriService::ListPodSandboxStats(
                            registry_.LookupSandbox(pod.id()));
     if (so != nullptr) *response.add_stats() = StatsOf(Snapshot(*so));
   }
-  ForgetCpuPoints();
   return response;
 }
 

@@ -19,8 +19,8 @@ namespace berth {
 const std::vector<std::string>& BerthSchema() {
   // Append only: a released version's SQL never changes (Database::Open runs
   // the versions a file lacks, in order).
-  static const std::vector<std::string> schema = {images::kImagesSchemaV1,
-                                                  lifecycle::kRuntimeSchemaV1};
+  static const std::vector<std::string> schema = {
+      images::kImagesSchemaV1, lifecycle::kRuntimeSchemaV1, images::kImagesSchemaV2};
   return schema;
 }
 

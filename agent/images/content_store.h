@@ -72,9 +72,10 @@ class Ingest {
   absl::Status Write(absl::string_view chunk);
   int64_t written() const { return written_; }
   // Without durability Commit skips its fsyncs: for a caller that flushes the
-  // file system (syncfs) before anything durable refers to the blob, as a pull
-  // does once for all its layers. A blob committed so may be lost to a power
-  // cut; the garbage collection at open removes what no image refers to.
+  // file system (syncfs) later and marks what refers to the blob unflushed
+  // until then, as a pull does (images.h, write-behind). A blob committed so
+  // may be torn by a power cut; the image naming it is then dropped at open
+  // and the garbage collection removes the blob.
   void set_durable(bool durable) { durable_ = durable; }
   const std::string& temp_path() const { return temp_path_; }
 

@@ -7,10 +7,12 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <future>
 #include <random>
 #include <semaphore>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -38,6 +40,14 @@ CREATE TABLE images(
 CREATE TABLE image_refs(
   name TEXT PRIMARY KEY,     -- "docker.io/library/busybox:latest" or "...@sha256:..."
   image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE);
+)sql";
+
+// A row per Finish whose files may still be only in the page cache (images.h).
+const char kImagesSchemaV2[] = R"sql(
+CREATE TABLE image_unsynced(
+  seq INTEGER PRIMARY KEY,
+  image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE,
+  boot_id TEXT NOT NULL);
 )sql";
 
 namespace {
@@ -73,16 +83,167 @@ std::string RandomSuffix() {
 ImageManager::ImageManager(ImageManagerOptions options, ContentStore store, store::Database* db)
     : options_(std::move(options)), store_(std::move(store)), db_(db) {}
 
+ImageManager::~ImageManager() {
+  {
+    absl::MutexLock lock(&sync_mu_);
+    stop_ = true;
+  }
+  if (syncer_.joinable()) syncer_.join();
+  if (!options_.flush_behind) return;
+  if (absl::Status s = Flush(); !s.ok()) BERTH_LOG(WARNING) << "images: last flush: " << s;
+}
+
 absl::StatusOr<std::unique_ptr<ImageManager>> ImageManager::Open(ImageManagerOptions options,
                                                                  store::Database* db) {
   if (options.platform_arch.empty()) options.platform_arch = NativeArch();
   BERTH_RETURN_IF_ERROR(MakeDirs(options.root + "/layers", 0700));
   BERTH_ASSIGN_OR_RETURN(ContentStore store, ContentStore::Open(options.root + "/content"));
+  if (options.boot_id.empty()) {
+    BERTH_ASSIGN_OR_RETURN(options.boot_id, ReadFile("/proc/sys/kernel/random/boot_id"));
+    options.boot_id = std::string(absl::StripAsciiWhitespace(options.boot_id));
+  }
   std::unique_ptr<ImageManager> m(new ImageManager(std::move(options), std::move(store), db));
+  BERTH_RETURN_IF_ERROR(m->RecoverUnsynced());
   BERTH_RETURN_IF_ERROR(m->Load());
-  // Nothing is pulling yet: every ingest file is a crash's leftover.
+  // Nothing is pulling yet: every ingest file is a crash's leftover, and so is
+  // everything of an image RecoverUnsynced dropped.
   BERTH_RETURN_IF_ERROR(m->CollectGarbage(absl::ZeroDuration()));
+  if (m->options_.flush_behind) m->syncer_ = std::thread([p = m.get()] { p->SyncLoop(); });
   return m;
+}
+
+absl::Status ImageManager::RecoverUnsynced() {
+  BERTH_ASSIGN_OR_RETURN(
+      store::Statement s,
+      db_->Prepare("SELECT u.seq, u.image_id, u.boot_id, "
+                   "(SELECT group_concat(name, ' ') FROM image_refs r WHERE r.image_id = u.image_id) "
+                   "FROM image_unsynced u ORDER BY u.seq"));
+  std::vector<std::string> lost;
+  bool flush = false;
+  int64_t last_seq = 0;
+  while (true) {
+    BERTH_ASSIGN_OR_RETURN(bool row, s.Step());
+    if (!row) break;
+    last_seq = std::max(last_seq, s.Int(0));
+    if (s.Text(2) == options_.boot_id) {
+      flush = true;
+      absl::MutexLock lock(&sync_mu_);
+      pending_[s.Int(0)].committed = true;
+    } else {
+      BERTH_LOG(WARNING) << "image " << s.Text(1) << " (" << s.Text(3)
+                         << ") was not yet flushed to disk when the machine went down; its "
+                            "files may be torn, so it is dropped: pull it again";
+      lost.push_back(s.Text(1));
+    }
+  }
+  {
+    absl::MutexLock lock(&sync_mu_);
+    next_seq_ = last_seq + 1;
+  }
+  if (!lost.empty()) {
+    absl::MutexLock db_lock(&db_mu_);
+    BERTH_ASSIGN_OR_RETURN(store::Transaction tx, db_->Begin());
+    for (const std::string& id : lost) {
+      BERTH_ASSIGN_OR_RETURN(store::Statement del, db_->Prepare("DELETE FROM images WHERE id = ?"));
+      del.Bind(1, id);
+      BERTH_RETURN_IF_ERROR(del.Run());  // refs and unsynced rows cascade
+    }
+    BERTH_RETURN_IF_ERROR(tx.Commit());
+  }
+  return flush ? Flush() : absl::OkStatus();
+}
+
+int64_t ImageManager::BeginWrite(const ImageRecord& image) {
+  PendingWrite w;
+  w.keys = image.chain_ids;
+  w.keys.insert(w.keys.end(), image.layers.begin(), image.layers.end());
+  absl::MutexLock lock(&sync_mu_);
+  const int64_t seq = next_seq_++;
+  pending_[seq] = std::move(w);
+  return seq;
+}
+
+bool ImageManager::SharesUnsynced(int64_t seq, const std::vector<std::string>& keys) const {
+  absl::MutexLock lock(&sync_mu_);
+  for (const auto& [other, w] : pending_) {
+    if (other == seq) continue;
+    for (const std::string& k : keys) {
+      if (std::find(w.keys.begin(), w.keys.end(), k) != w.keys.end()) return true;
+    }
+  }
+  return false;
+}
+
+void ImageManager::EndWrite(int64_t seq, bool committed) {
+  absl::MutexLock lock(&sync_mu_);
+  auto it = pending_.find(seq);
+  if (it == pending_.end()) return;
+  if (committed) {
+    it->second.committed = true;
+  } else {
+    pending_.erase(it);
+  }
+}
+
+size_t ImageManager::UnsyncedCount() const {
+  absl::MutexLock lock(&sync_mu_);
+  size_t n = 0;
+  for (const auto& [seq, w] : pending_) n += w.committed ? 1 : 0;
+  return n;
+}
+
+absl::Status ImageManager::Flush() {
+  absl::MutexLock round(&flush_mu_);
+  std::vector<int64_t> batch;
+  {
+    absl::MutexLock lock(&sync_mu_);
+    for (const auto& [seq, w] : pending_) {
+      if (w.committed) batch.push_back(seq);
+    }
+  }
+  if (batch.empty()) return absl::OkStatus();
+  // Everything the batch wrote is in the page cache before its row was saved:
+  // one flush of the file system covers it.
+  UniqueFd root(open(options_.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!root.valid()) return ErrnoStatus(errno, "open", options_.root);
+  if (syncfs(root.get()) != 0) return ErrnoStatus(errno, "syncfs", options_.root);
+  {
+    absl::MutexLock db_lock(&db_mu_);
+    BERTH_ASSIGN_OR_RETURN(store::Transaction tx, db_->Begin());
+    for (int64_t seq : batch) {
+      BERTH_ASSIGN_OR_RETURN(store::Statement del,
+                             db_->Prepare("DELETE FROM image_unsynced WHERE seq = ?"));
+      del.Bind(1, seq);
+      BERTH_RETURN_IF_ERROR(del.Run());
+    }
+    BERTH_RETURN_IF_ERROR(tx.Commit());
+  }
+  absl::MutexLock lock(&sync_mu_);
+  for (int64_t seq : batch) pending_.erase(seq);
+  return absl::OkStatus();
+}
+
+void ImageManager::SyncLoop() {
+  while (true) {
+    {
+      absl::MutexLock lock(&sync_mu_);
+      auto ready = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {  // Await holds sync_mu_
+        if (stop_) return true;
+        for (const auto& [seq, w] : pending_) {
+          if (w.committed) return true;
+        }
+        return false;
+      };
+      sync_mu_.Await(absl::Condition(&ready));
+      if (stop_) return;  // the destructor flushes what is left
+    }
+    if (absl::Status s = Flush(); !s.ok()) {
+      BERTH_LOG(WARNING) << "images: flush to disk: " << s << "; retrying in 1 s";
+      absl::MutexLock lock(&sync_mu_);
+      auto stopping = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stop_; };
+      sync_mu_.AwaitWithTimeout(absl::Condition(&stopping), absl::Seconds(1));
+    }
+  }
 }
 
 absl::Status ImageManager::Load() {
@@ -303,12 +464,22 @@ absl::StatusOr<ImageRecord> ImageManager::Finish(const Digest& manifest_digest,
                                                    " diff_ids in its config"));
   }
   const std::vector<Digest> chain = ChainIds(r.config.rootfs.diff_ids);
-  // Layer i unpacks into a temp dir on its own thread while layer i+1 downloads.
-  // Each chain id is claimed until its dir has its final name, so two pulls
-  // never unpack the same layer (claims go base first: no lock cycles).
+  r.size = manifest.config.size;
+  for (size_t i = 0; i < n; ++i) {
+    r.layers.push_back(manifest.layers[i].digest.string());
+    r.chain_ids.push_back(chain[i].string());
+    r.size += manifest.layers[i].size;
+  }
+  for (const std::string& name : names) {
+    (absl::StrContains(name, '@') ? r.repo_digests : r.repo_tags).push_back(name);
+  }
+  // Registered before anything is written (images.h, write-behind).
+  const int64_t seq = BeginWrite(r);
+  bool wrote = false;  // whether this pull put anything unflushed on disk
   // Every chain id is claimed up front, base first (no lock cycles between
   // pulls), and held until its dir has its final name, so two pulls never
-  // unpack the same layer.
+  // unpack the same layer. Layer i unpacks into a temp dir on its own thread
+  // while others download.
   struct Staged {
     std::string tmp;  // "" when the layer was already there
     absl::Status status;
@@ -320,8 +491,10 @@ absl::StatusOr<ImageRecord> ImageManager::Finish(const Digest& manifest_digest,
     const std::string key = chain[i].string();
     Claim(key);
     claimed.push_back(key);
+    if (!store_.Has(manifest.layers[i].digest)) wrote = true;
     struct stat st;
     if (stat(LayerDir(key).c_str(), &st) == 0) continue;
+    wrote = true;
     staged[i].tmp = absl::StrCat(options_.root, "/layers/tmp-", RandomSuffix());
     if (mkdir(staged[i].tmp.c_str(), 0755) != 0) {
       status = ErrnoStatus(errno, "mkdir", staged[i].tmp);
@@ -346,14 +519,8 @@ absl::StatusOr<ImageRecord> ImageManager::Finish(const Digest& manifest_digest,
       if (status.ok()) status = st.status;
     }
   }
-  if (status.ok()) {
-    // One flush for the whole pull, before any dir gets its name: a layer dir
-    // that exists is whole, even after a power loss.
-    const std::string layers = options_.root + "/layers";
-    int fd = open(layers.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0 || syncfs(fd) != 0) status = ErrnoStatus(errno, "syncfs", layers);
-    if (fd >= 0) close(fd);
-  }
+  // No flush here: a layer dir renamed into place may hold data still in the
+  // page cache, and the image's unsynced row (saved below) says so until Flush.
   for (size_t i = 0; i < n; ++i) {
     if (staged[i].tmp.empty()) continue;
     if (status.ok() && rename(staged[i].tmp.c_str(), LayerDir(chain[i].string()).c_str()) != 0) {
@@ -361,23 +528,17 @@ absl::StatusOr<ImageRecord> ImageManager::Finish(const Digest& manifest_digest,
     }
     if (!status.ok()) (void)RemoveTree(staged[i].tmp);
   }
+  // What another pull wrote and has not flushed yet is as unsafe as our own.
+  const bool unsynced = wrote || SharesUnsynced(seq, r.layers) || SharesUnsynced(seq, r.chain_ids);
   for (const std::string& key : claimed) Done(key);
+  if (status.ok()) status = Save(r, unsynced ? seq : 0);
+  // Even a failed pull's blobs wait for a flush before another pull trusts them.
+  EndWrite(seq, unsynced);
   BERTH_RETURN_IF_ERROR(status);
-
-  r.size = manifest.config.size;
-  for (size_t i = 0; i < n; ++i) {
-    r.layers.push_back(manifest.layers[i].digest.string());
-    r.chain_ids.push_back(chain[i].string());
-    r.size += manifest.layers[i].size;
-  }
-  for (const std::string& name : names) {
-    (absl::StrContains(name, '@') ? r.repo_digests : r.repo_tags).push_back(name);
-  }
-  BERTH_RETURN_IF_ERROR(Save(r));
   return Resolve(r.id);
 }
 
-absl::Status ImageManager::Save(const ImageRecord& r) {
+absl::Status ImageManager::Save(const ImageRecord& r, int64_t unsynced_seq) {
   absl::MutexLock db_lock(&db_mu_);
   {
     BERTH_ASSIGN_OR_RETURN(store::Transaction tx, db_->Begin());
@@ -398,6 +559,13 @@ absl::Status ImageManager::Save(const ImageRecord& r) {
         ref.Bind(1, n).Bind(2, r.id);
         BERTH_RETURN_IF_ERROR(ref.Run());
       }
+    }
+    if (unsynced_seq > 0) {
+      BERTH_ASSIGN_OR_RETURN(
+          store::Statement row,
+          db_->Prepare("INSERT INTO image_unsynced(seq, image_id, boot_id) VALUES(?, ?, ?)"));
+      row.Bind(1, unsynced_seq).Bind(2, r.id).Bind(3, options_.boot_id);
+      BERTH_RETURN_IF_ERROR(row.Run());
     }
     BERTH_RETURN_IF_ERROR(tx.Commit());
   }

@@ -13,6 +13,14 @@
 // it leaves (partial downloads, layer temp dirs, unreferenced blobs) goes at
 // the next Open. Queries answer from memory.
 //
+// Durability is written behind: a pull answers once its files are in the page
+// cache (a kill -9 of berthd loses nothing) and a background thread then
+// flushes the file system (syncfs). Until that flush the image carries a row
+// in `image_unsynced` with the boot it was written in; an Open in a later boot
+// (the machine went down before the flush) drops such an image, whose files may
+// be torn, and it is pulled again. No image shown is ever torn; one pulled
+// within a flush of a power cut must be pulled again.
+//
 // Concurrent pulls share work: one download per blob digest and one unpack per
 // chain id at a time; the others wait for it.
 #pragma once
@@ -22,6 +30,7 @@
 #include <memory>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -53,15 +62,24 @@ struct ImageManagerOptions {
   std::string hosts_dir;  // registries.d (hosts.h)
   std::string platform_os = "linux";
   std::string platform_arch;  // "" = this machine's
+  // This boot's id ("" = /proc/sys/kernel/random/boot_id). Tests set one to
+  // simulate a reboot.
+  std::string boot_id;
+  // false: no syncer thread and no flush on destruction, so what is pulled
+  // stays unflushed, as a power cut before the flush would leave it (tests).
+  bool flush_behind = true;
 };
 
 // The SQL for the images tables, for the agent's schema list (agent/store).
 extern const char kImagesSchemaV1[];
+extern const char kImagesSchemaV2[];  // image_unsynced
 
 class ImageManager {
  public:
   static absl::StatusOr<std::unique_ptr<ImageManager>> Open(ImageManagerOptions options,
                                                             store::Database* db);
+  // Flushes what is still unsynced (Flush) and stops the syncer.
+  ~ImageManager();
 
   absl::StatusOr<ImageRecord> Pull(const std::string& image, const Credentials& credentials);
   // Imports every image of an OCI image layout directory (index.json, blobs/);
@@ -80,6 +98,13 @@ class ImageManager {
   absl::Status Remove(const std::string& image);
   void SetInUse(std::function<bool(const std::string& image_id)> in_use);
 
+  // Makes every image saved so far durable: one syncfs of the images' file
+  // system, then their `image_unsynced` rows go. The syncer thread calls it
+  // after each pull; tests and benches call it to wait for durability.
+  absl::Status Flush();
+  // Images saved and not yet flushed.
+  size_t UnsyncedCount() const;
+
   std::vector<std::string> LayerDirs(const ImageRecord& image) const;
   absl::StatusOr<StoreUsage> Usage() const;
   const std::string& root() const { return options_.root; }
@@ -87,6 +112,11 @@ class ImageManager {
  private:
   ImageManager(ImageManagerOptions options, ContentStore store, store::Database* db);
   absl::Status Load();
+  // Rows of `image_unsynced`: from another boot, the image is dropped (its
+  // files may be torn); from this one (berthd crashed, the page cache holds
+  // them), one Flush now.
+  absl::Status RecoverUnsynced();
+  void SyncLoop();
   // Blobs and layer dirs no image names; ingests older than `ingest_age`.
   absl::Status CollectGarbage(absl::Duration ingest_age);
   absl::StatusOr<ImageRecord> PullFrom(RegistryClient& client, const Reference& ref);
@@ -101,8 +131,8 @@ class ImageManager {
       size_t i, const std::function<bool(absl::string_view)>* tee, bool* streamed)>;
   // With the manifest and config in the store: brings the layer blobs in with
   // `fetch`, a few in parallel, each unpacked as it arrives (a pipe into the
-  // unpacker's thread) or from the store when it was already there; then one
-  // syncfs, the layer dirs renamed into place, and the record saved.
+  // unpacker's thread) or from the store when it was already there; then the
+  // layer dirs renamed into place and the record saved, unsynced (Flush).
   absl::StatusOr<ImageRecord> Finish(const Digest& manifest_digest, const Manifest& manifest,
                                      const std::vector<std::string>& names,
                                      const FetchLayer& fetch);
@@ -111,7 +141,17 @@ class ImageManager {
       const Descriptor& blob, const std::string& tmp,
       const std::function<absl::Status(const std::function<bool(absl::string_view)>*, bool*)>&
           fetch);
-  absl::Status Save(const ImageRecord& image);
+  // Saves the record; with `unsynced_seq` > 0 also its `image_unsynced` row.
+  absl::Status Save(const ImageRecord& image, int64_t unsynced_seq);
+  // Write-behind bookkeeping of one Finish: registered before it writes
+  // anything, with every chain id and layer digest it names, so a concurrent
+  // pull that finds those already on disk knows they are not durable yet.
+  int64_t BeginWrite(const ImageRecord& image);
+  // After Save: the token waits for the next Flush (`committed`), or, when the
+  // pull wrote nothing and shares nothing unsynced, is simply dropped.
+  void EndWrite(int64_t seq, bool committed);
+  // Whether a token other than `seq` names any of `keys`.
+  bool SharesUnsynced(int64_t seq, const std::vector<std::string>& keys) const;
   std::string LayerDir(const std::string& chain_id) const;
   // Waits while another thread works on `key`, then marks it ours; Done releases.
   void Claim(const std::string& key);
@@ -126,6 +166,18 @@ class ImageManager {
   std::set<std::string> busy_ ABSL_GUARDED_BY(mu_);                 // digests, chain ids
   std::function<bool(const std::string&)> in_use_ ABSL_GUARDED_BY(mu_);
   absl::Mutex db_mu_;  // one writer on the database at a time
+
+  // Write-behind (Flush, SyncLoop).
+  struct PendingWrite {
+    std::vector<std::string> keys;  // chain ids and layer digests
+    bool committed = false;         // its row is saved: the next Flush covers it
+  };
+  mutable absl::Mutex sync_mu_;
+  std::map<int64_t, PendingWrite> pending_ ABSL_GUARDED_BY(sync_mu_);  // by seq
+  int64_t next_seq_ ABSL_GUARDED_BY(sync_mu_) = 1;
+  bool stop_ ABSL_GUARDED_BY(sync_mu_) = false;
+  absl::Mutex flush_mu_;  // one Flush at a time
+  std::thread syncer_;
 };
 
 }  // namespace berth::images

@@ -45,7 +45,7 @@ class ImagesTest : public ::testing::Test {
     ASSERT_THAT(reg, IsOk());
     registry_ = *std::move(reg);
     absl::StatusOr<store::Database> db =
-        store::Database::Open(dir_.Join("berth.db"), {kImagesSchemaV1});
+        store::Database::Open(dir_.Join("berth.db"), {kImagesSchemaV1, kImagesSchemaV2});
     ASSERT_THAT(db, IsOk());
     db_ = std::make_unique<store::Database>(*std::move(db));
     ASSERT_EQ(mkdir(dir_.Join("hosts").c_str(), 0755), 0);
@@ -56,11 +56,15 @@ class ImagesTest : public ::testing::Test {
     for (const std::string& m : mounted_) (void)rootfs::RemoveContainerRootfs(m);
   }
 
-  void OpenManager() {
+  // `boot_id` "" is this boot's; `flush_behind` false leaves pulls unflushed.
+  void OpenManager(const std::string& boot_id = "", bool flush_behind = true) {
     images_.reset();
-    absl::StatusOr<std::unique_ptr<ImageManager>> m = ImageManager::Open(
-        ImageManagerOptions{.root = dir_.Join("images"), .hosts_dir = dir_.Join("hosts")},
-        db_.get());
+    absl::StatusOr<std::unique_ptr<ImageManager>> m =
+        ImageManager::Open(ImageManagerOptions{.root = dir_.Join("images"),
+                                               .hosts_dir = dir_.Join("hosts"),
+                                               .boot_id = boot_id,
+                                               .flush_behind = flush_behind},
+                           db_.get());
     ASSERT_THAT(m, IsOk());
     images_ = *std::move(m);
   }
@@ -228,6 +232,61 @@ TEST_F(ImagesTest, RemoveImageFreesWhatNoOtherImageUses) {
   absl::StatusOr<std::vector<std::string>> left = ListDir(dir_.Join("images/layers"));
   ASSERT_THAT(left, IsOk());
   EXPECT_THAT(*left, IsEmpty());
+}
+
+// The unsynced rows in the database, as an Open after a power cut sees them.
+int64_t UnsyncedRows(store::Database& db) {
+  absl::StatusOr<store::Statement> s = db.Prepare("SELECT count(*) FROM image_unsynced");
+  if (!s.ok() || !s->Step().value_or(false)) return -1;
+  return s->Int(0);
+}
+
+TEST_F(ImagesTest, APullIsFlushedBehindAndOneCutOffByAPowerLossIsDropped) {
+  ASSERT_THAT(registry_->PushImage("library/single", "v1", {Base()}), IsOk());
+  ASSERT_THAT(registry_->PushImage("library/multi", "v1", {Base(), Upper()}), IsOk());
+  // Flushed behind: the syncer thread soon empties the unsynced rows.
+  absl::StatusOr<ImageRecord> a = images_->Pull(Ref("library/single:v1"), {});
+  ASSERT_THAT(a, IsOk());
+  for (int i = 0; i < 500 && images_->UnsyncedCount() > 0; ++i) usleep(10000);
+  EXPECT_EQ(images_->UnsyncedCount(), 0u);
+  EXPECT_EQ(UnsyncedRows(*db_), 0);
+
+  // No flush: multi's row stays, and so does a row for a re-pull of single,
+  // which wrote nothing but shares the base layer with multi's unflushed pull.
+  OpenManager("boot-1", /*flush_behind=*/false);
+  absl::StatusOr<ImageRecord> b = images_->Pull(Ref("library/multi:v1"), {});
+  ASSERT_THAT(b, IsOk());
+  ASSERT_THAT(images_->Pull(Ref("library/single:v1"), {}), IsOk());
+  EXPECT_EQ(images_->UnsyncedCount(), 2u);
+  EXPECT_EQ(UnsyncedRows(*db_), 2);
+  const std::vector<std::string> b_layers = images_->LayerDirs(*b);  // top first
+
+  // berthd killed and started in the same boot: the page cache still holds
+  // the files, so the open flushes them and keeps both images.
+  OpenManager("boot-1", /*flush_behind=*/false);
+  EXPECT_EQ(UnsyncedRows(*db_), 0);
+  EXPECT_THAT(images_->Resolve(b->id), IsOk());
+
+  // Another unflushed pull of multi, then a "reboot": multi is dropped with its
+  // own layer; single, flushed before, keeps the base layer and stays whole.
+  ASSERT_THAT(images_->Remove(b->id), IsOk());
+  b = images_->Pull(Ref("library/multi:v1"), {});
+  ASSERT_THAT(b, IsOk());
+  EXPECT_EQ(UnsyncedRows(*db_), 1);
+  OpenManager("boot-2");
+  EXPECT_THAT(images_->Resolve(Ref("library/multi:v1")), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_FALSE(Exists(b_layers[0]));
+  EXPECT_TRUE(Exists(b_layers[1]));
+  EXPECT_THAT(images_->Resolve(Ref("library/single:v1")), IsOk());
+  EXPECT_EQ(UnsyncedRows(*db_), 0);
+  // Pulled again, it is whole.
+  b = images_->Pull(Ref("library/multi:v1"), {});
+  ASSERT_THAT(b, IsOk());
+  const std::string root = Mount(*b);
+  EXPECT_TRUE(Exists(root + "/dir/y"));
+  EXPECT_FALSE(Exists(root + "/etc/a"));
+  ASSERT_THAT(images_->Flush(), IsOk());
+  EXPECT_EQ(UnsyncedRows(*db_), 0);
 }
 
 TEST_F(ImagesTest, ImportsAnOciLayout) {

@@ -11,11 +11,12 @@
 //   <dir>/.wh.<name>      ->  <dir>/<name>, a character device 0:0 (needs CAP_MKNOD)
 //   <dir>/.wh..wh..opq    ->  xattr trusted.overlay.opaque="y" on <dir> (needs CAP_SYS_ADMIN)
 //
-// Example: the store unpacks into a temporary directory, flushes it and renames
-// it to the chain ID, so a crash never leaves a half-unpacked layer under its name:
+// Example: the store unpacks into a temporary directory and renames it to the
+// chain ID, so a crash never leaves a half-unpacked layer under its name (a
+// power cut before the write-behind flush drops the image: images.h):
 //
 //   BERTH_ASSIGN_OR_RETURN(UnpackStats stats, UnpackLayer(blob, tmp_dir, {.max_bytes = 8 << 30}));
-//   syncfs(dir_fd);  rename(tmp_dir, layer_dir);
+//   rename(tmp_dir, layer_dir);
 //
 // Rules, with the spec lines they follow (layer.md unless said otherwise):
 // - Paths. A leading "/" is dropped and ".." is resolved lexically; a name that

@@ -110,6 +110,12 @@ struct Options {
   int n = 50, clients = 4, pods_rss = 200;
   std::vector<int> scrape;  // pod counts for phase 4; empty: phases 1-3
   bool cni = false;         // phase 5 only
+  // berthd's --state-dir on the temp dir's file system instead of a tmpfs (the
+  // default --state-dir, /run/berth, is on a tmpfs wherever systemd runs).
+  bool state_on_disk = false;
+  // berthd's --root on the temp dir's own file system ("host") instead of a
+  // fresh journaled ext4 in a loop file ("ext4"), as a node's /var/lib is.
+  std::string root_fs = "ext4";
   int metrics_port = 0;
   std::string json;
 };

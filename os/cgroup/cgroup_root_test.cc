@@ -154,6 +154,19 @@ TEST_F(CgroupRootTest, CreateApplyAddFreezeDestroy) {
   EXPECT_THAT(cg->Destroy(), IsOk());  // idempotent
 }
 
+TEST_F(CgroupRootTest, ACpusetDirItMadeHandsItsCpusToChildrenTheKernelMakes) {
+  ASSERT_THAT(Cgroup::Create(layout_, parent_), IsOk());
+  const CgroupHierarchy* cpuset = layout_.Find("cpuset");
+  if (cpuset == nullptr || cpuset->v2) GTEST_SKIP() << "no v1 cpuset hierarchy";
+  const std::string dir = cpuset->mount_point + parent_;
+  EXPECT_EQ(Read(dir + "/cgroup.clone_children"), "1");
+  // A child made by a bare mkdir has the cpus and mems without anyone writing
+  // them (and so without the scheduler-domain rebuild a write costs).
+  ASSERT_EQ(::mkdir((dir + "/c").c_str(), 0755), 0);
+  EXPECT_EQ(Read(dir + "/c/cpuset.cpus"), Read(cpuset->mount_point + "/cpuset.cpus"));
+  EXPECT_EQ(Read(dir + "/c/cpuset.mems"), Read(cpuset->mount_point + "/cpuset.mems"));
+}
+
 TEST_F(CgroupRootTest, PidsLimitStopsFork) {
   auto cg = Cgroup::Create(layout_, parent_ + "/c");
   ASSERT_THAT(cg, IsOk());

@@ -90,8 +90,16 @@ absl::StatusOr<Server*> Prepare(const Args& args) {
   const std::string socket_path = args.bundle + "/shim.sock";
   BERTH_ASSIGN_OR_RETURN(UniqueFd listener, Listen(socket_path));
   static CgroupLayout layout;  // outlives the Container that points into it
-  if (!spec.cgroup_path().empty()) {
+  if (!spec.cgroup_path().empty() && spec.cgroup_hierarchies().empty()) {
     BERTH_ASSIGN_OR_RETURN(layout, CgroupLayout::Detect());
+  } else if (!spec.cgroup_path().empty()) {
+    std::vector<CgroupHierarchy> given;
+    for (const v1::CgroupHierarchy& h : spec.cgroup_hierarchies()) {
+      given.push_back({h.mount_point(), h.v2(), {h.controllers().begin(), h.controllers().end()}});
+    }
+    absl::StatusOr<CgroupLayout> from = CgroupLayout::FromHierarchies(std::move(given));
+    if (!from.ok()) return Annotate(from.status(), "cgroup_hierarchies");
+    layout = *std::move(from);
   }
   absl::StatusOr<std::unique_ptr<Container>> c = Container::Create(spec, layout);
   if (!c.ok()) {

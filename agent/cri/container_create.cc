@@ -141,6 +141,15 @@ absl::StatusOr<v1::CreateContainerResponse> CriService::CreateContainer(
     in.target_pid_ns = absl::StrCat("/proc/", t.init_pid(), "/ns/pid");
   }
   BERTH_ASSIGN_OR_RETURN(lifecycle::BuiltSpec built, lifecycle::BuildContainerSpec(in));
+  if (!built.spec.cgroup_path().empty()) {
+    BERTH_ASSIGN_OR_RETURN(const CgroupLayout* layout, Cgroups());
+    for (const CgroupHierarchy& h : layout->hierarchies()) {
+      shim::v1::CgroupHierarchy* out = built.spec.add_cgroup_hierarchies();
+      out->set_mount_point(h.mount_point);
+      out->set_v2(h.v2);
+      for (const std::string& c : h.controllers) out->add_controllers(c);
+    }
+  }
 
   BERTH_RETURN_IF_ERROR(MakeDirs(record.bundle(), 0700));
   // The log's directory (kubelet's <log_directory>/<container name>/) is the

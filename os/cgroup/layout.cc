@@ -67,6 +67,26 @@ absl::StatusOr<CgroupLayout> CgroupLayout::FromMountInfo(absl::string_view mount
   return layout;
 }
 
+absl::StatusOr<CgroupLayout> CgroupLayout::FromHierarchies(
+    std::vector<CgroupHierarchy> hierarchies) {
+  bool any_v1 = false, any_v2 = false;
+  for (const CgroupHierarchy& h : hierarchies) {
+    if (h.mount_point.empty() || h.mount_point[0] != '/') {
+      return absl::InvalidArgumentError(
+          absl::StrCat("cgroup mount point `", h.mount_point, "` is not absolute"));
+    }
+    if (h.v2 && any_v2) return absl::InvalidArgumentError("more than one cgroup2 hierarchy");
+    (h.v2 ? any_v2 : any_v1) = true;
+  }
+  if (!any_v1 && !any_v2) return absl::NotFoundError("no cgroup hierarchy given");
+  CgroupLayout layout;
+  layout.hierarchies_ = std::move(hierarchies);
+  layout.mode_ = any_v1 && any_v2 ? CgroupMode::kHybrid
+                 : any_v2         ? CgroupMode::kUnified
+                                  : CgroupMode::kV1;
+  return layout;
+}
+
 absl::StatusOr<CgroupLayout> CgroupLayout::Detect() {
   BERTH_ASSIGN_OR_RETURN(std::string text, ReadFile("/proc/self/mountinfo"));
   return FromMountInfo(text);

@@ -35,6 +35,8 @@ class CgroupLayout {
   static absl::StatusOr<CgroupLayout> FromMountInfo(absl::string_view mountinfo,
                                                     absl::string_view prefix = "");
   static absl::StatusOr<CgroupLayout> Detect();
+  // A layout found before (say by another process), as its hierarchies() were.
+  static absl::StatusOr<CgroupLayout> FromHierarchies(std::vector<CgroupHierarchy> hierarchies);
 
   CgroupMode mode() const { return mode_; }
   const std::vector<CgroupHierarchy>& hierarchies() const { return hierarchies_; }

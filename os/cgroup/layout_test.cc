@@ -72,5 +72,32 @@ TEST(CgroupLayoutTest, NoCgroupsIsNotFound) {
               StatusIs(absl::StatusCode::kNotFound));
 }
 
+TEST(CgroupLayoutTest, FromHierarchiesRebuildsWhatDetectFound) {
+  TempDir fake;
+  ASSERT_THAT(MakeDirs(fake.Join("sys/fs/cgroup/unified"), 0755), IsOk());
+  WriteFileOrDie(fake.Join("sys/fs/cgroup/unified/cgroup.controllers"), "hugetlb\n");
+  auto found = CgroupLayout::FromMountInfo(Fixture("hybrid-debian12.txt"), fake.path());
+  ASSERT_THAT(found, IsOk());
+  auto again = CgroupLayout::FromHierarchies(found->hierarchies());
+  ASSERT_THAT(again, IsOk());
+  EXPECT_EQ(again->mode(), CgroupMode::kHybrid);
+  ASSERT_NE(again->Find("memory"), nullptr);
+  EXPECT_EQ(again->Find("memory")->mount_point, found->Find("memory")->mount_point);
+  EXPECT_TRUE(again->Find("hugetlb")->v2);
+
+  auto v2 = CgroupLayout::FromHierarchies({{"/sys/fs/cgroup", true, {"memory", "cpu"}}});
+  ASSERT_THAT(v2, IsOk());
+  EXPECT_EQ(v2->mode(), CgroupMode::kUnified);
+  auto v1 = CgroupLayout::FromHierarchies({{"/sys/fs/cgroup/memory", false, {"memory"}}});
+  ASSERT_THAT(v1, IsOk());
+  EXPECT_EQ(v1->mode(), CgroupMode::kV1);
+
+  EXPECT_THAT(CgroupLayout::FromHierarchies({}), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(CgroupLayout::FromHierarchies({{"sys/fs/cgroup", true, {}}}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(CgroupLayout::FromHierarchies({{"/a", true, {}}, {"/b", true, {}}}),
+              StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
 }  // namespace
 }  // namespace berth

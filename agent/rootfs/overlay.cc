@@ -103,7 +103,8 @@ struct Attempt {
 };
 
 // fsopen, fsconfig per option, FSCONFIG_CMD_CREATE, fsmount, move_mount.
-Attempt MountNewApi(const OverlayNames& names, const std::string& target, bool readonly) {
+Attempt MountNewApi(const OverlayNames& names, const std::string& target, bool readonly,
+                    bool volatile_upper) {
   UniqueFd fs(fsopen("overlay", FSOPEN_CLOEXEC));
   if (!fs) {
     int err = errno;
@@ -121,6 +122,10 @@ Attempt MountNewApi(const OverlayNames& names, const std::string& target, bool r
   if (!names.upper.empty()) {
     if (Attempt a = set("upperdir", names.upper); !a.status.ok()) return a;
     if (Attempt a = set("workdir", names.work); !a.status.ok()) return a;
+    // Every kernel with "lowerdir+" (6.8) has "volatile" (5.10).
+    if (volatile_upper && fsconfig(fs.get(), FSCONFIG_SET_FLAG, "volatile", nullptr, 0) != 0) {
+      return {KernelError(errno, "fsconfig volatile", target, fs.get())};
+    }
   }
   if (fsconfig(fs.get(), FSCONFIG_CMD_CREATE, nullptr, nullptr, 0) != 0) {
     int err = errno;
@@ -136,9 +141,19 @@ Attempt MountNewApi(const OverlayNames& names, const std::string& target, bool r
 }
 
 absl::Status MountLegacy(const OverlayNames& paths, const OverlayNames& fd_paths,
-                         const std::string& target, bool readonly) {
+                         const std::string& target, bool readonly, bool volatile_upper) {
   BERTH_ASSIGN_OR_RETURN(std::string data, internal::LegacyMountData(paths, fd_paths));
   unsigned long flags = readonly ? MS_RDONLY : 0;
+  // "volatile" where the kernel has it (5.10) and the page has room for it.
+  constexpr absl::string_view kVolatile = ",volatile";
+  if (volatile_upper && !paths.upper.empty() &&
+      data.size() + kVolatile.size() <= internal::kMaxMountData) {
+    const std::string with = absl::StrCat(data, kVolatile);
+    if (mount("overlay", target.c_str(), "overlay", flags, with.c_str()) == 0) {
+      return absl::OkStatus();
+    }
+    if (errno != EINVAL) return KernelError(errno, "mount overlay on", target);
+  }
   if (mount("overlay", target.c_str(), "overlay", flags, data.c_str()) != 0) {
     return KernelError(errno, "mount overlay on", target);
   }
@@ -329,10 +344,14 @@ absl::Status MountOverlay(const OverlaySpec& spec) {
   }
   BERTH_RETURN_IF_ERROR(Annotate(MakeDirs(spec.target, 0755), "target"));
 
-  if (force_legacy_mount) return MountLegacy(paths, fd_paths, spec.target, spec.readonly);
-  Attempt attempt = MountNewApi(internal::NewApiNames(paths, fd_paths), spec.target, spec.readonly);
+  if (force_legacy_mount) {
+    return MountLegacy(paths, fd_paths, spec.target, spec.readonly, spec.volatile_upper);
+  }
+  Attempt attempt = MountNewApi(internal::NewApiNames(paths, fd_paths), spec.target, spec.readonly,
+                                spec.volatile_upper);
   if (attempt.status.ok() || !attempt.try_legacy) return attempt.status;
-  absl::Status legacy = MountLegacy(paths, fd_paths, spec.target, spec.readonly);
+  absl::Status legacy =
+      MountLegacy(paths, fd_paths, spec.target, spec.readonly, spec.volatile_upper);
   if (!legacy.ok()) {
     return absl::Status(
         attempt.status.code(),
@@ -377,7 +396,8 @@ absl::StatusOr<std::string> CreateContainerRootfs(const std::string& dir,
                                                   bool readonly) {
   BERTH_RETURN_IF_ERROR(CheckAbsolute("dir", dir));
   BERTH_RETURN_IF_ERROR(MakeDirs(dir, 0700));
-  OverlaySpec spec{lower_dirs, dir + "/upper", dir + "/work", dir + "/rootfs", readonly};
+  OverlaySpec spec{lower_dirs, dir + "/upper", dir + "/work", dir + "/rootfs", readonly,
+                   /*volatile_upper=*/true};
   std::vector<std::string> created;
   absl::Cleanup rollback = [&created] {
     for (auto it = created.rbegin(); it != created.rend(); ++it) {

@@ -49,7 +49,7 @@
 //
 // Out of scope: user-namespaced containers (idmapped layers or "userxattr"), so
 // a container's uid 0 must be the host's; overlay options beyond the defaults
-// (index, metacopy, redirect_dir, volatile).
+// (index, metacopy, redirect_dir) other than "volatile" (OverlaySpec).
 //
 // Testing: these calls go straight to the kernel, not through the Syscalls seam
 // (os/syscalls.h has no new-mount-API calls yet). What decides anything (spec
@@ -83,6 +83,14 @@ struct OverlaySpec {
   // A read-only mount (MOUNT_ATTR_RDONLY, or MS_RDONLY in the fallback): writes
   // fail with EROFS, with or without an upper dir.
   bool readonly = false;
+  // With an upper dir: overlayfs' "volatile" (Linux 5.10), which skips every
+  // sync of the upper file system - fsync(2) in the container, and the syncfs
+  // of the whole upper file system (the node's /var/lib) that an unmount
+  // otherwise does. After a crash the kernel refuses to mount that upper and
+  // work dir again, which a CRI container never asks: it is never restarted
+  // after a reboot, and its writable layer is thrown away with it. Kernels
+  // without the option get a mount without it.
+  bool volatile_upper = false;
 };
 
 // Mounts the overlay described by `spec` on spec.target. Bad specs (work_dir
@@ -105,9 +113,9 @@ absl::Status UnmountOverlay(const std::string& target);
 //   <dir>/rootfs  the mount point (0755)
 //
 // CreateContainerRootfs makes the three and mounts the overlay on <dir>/rootfs,
-// returning its path. `readonly` mounts it read-only; the upper dir is made all
-// the same, so a one-layer image needs no special case. On error the dirs this
-// call created are removed again.
+// volatile (OverlaySpec::volatile_upper), returning its path. `readonly` mounts
+// it read-only; the upper dir is made all the same, so a one-layer image needs
+// no special case. On error the dirs this call created are removed again.
 absl::StatusOr<std::string> CreateContainerRootfs(const std::string& dir,
                                                   const std::vector<std::string>& lower_dirs,
                                                   bool readonly = false);

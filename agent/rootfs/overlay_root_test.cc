@@ -33,6 +33,7 @@ using ::berth::testing::TempDir;
 using ::berth::testing::WriteFileOrDie;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
+using ::testing::Not;
 
 std::string Slurp(const std::string& path) {
   std::ifstream in(path);
@@ -141,6 +142,35 @@ TEST_F(OverlayRootTest, TopLayerWinsWhiteoutsHideAndWritesGoUp) {
     EXPECT_FALSE(Mounted(spec.target));
     ASSERT_THAT(RemoveContainerRootfs(dir_.Join("c")), IsOk());
   }
+}
+
+TEST_F(OverlayRootTest, AContainerRootfsIsVolatileOnBothMountPaths) {
+  auto options_at = [&](const std::string& target) {
+    for (const MountInfo& m : MountsUnder(target)) {
+      if (m.mount_point == target && m.fs_type == "overlay") return m.super_options;
+    }
+    return std::string("(not mounted)");
+  };
+  for (bool legacy : {false, true}) {
+    SCOPED_TRACE(legacy ? "mount(2) fallback" : "new mount API");
+    internal::ForceLegacyMountForTesting(legacy);
+    const std::string base = Layer(legacy ? "legacy/base" : "new/base");
+    WriteFileOrDie(base + "/f", "base");
+    // Plain MountOverlay: no volatile unless asked.
+    OverlaySpec spec = Spec({base});
+    ASSERT_THAT(MountOverlay(spec), IsOk());
+    EXPECT_THAT(options_at(spec.target), Not(HasSubstr("volatile")));
+    ASSERT_THAT(RemoveContainerRootfs(dir_.Join("c")), IsOk());
+    // A container's rootfs: volatile, and writes still land in its upper dir.
+    absl::StatusOr<std::string> root = CreateContainerRootfs(dir_.Join("c"), {base});
+    ASSERT_THAT(root, IsOk());
+    EXPECT_THAT(options_at(*root), HasSubstr("volatile"));
+    WriteFileOrDie(*root + "/new", "written");
+    EXPECT_EQ(Slurp(dir_.Join("c/upper/new")), "written");
+    ASSERT_THAT(RemoveContainerRootfs(dir_.Join("c")), IsOk());
+    EXPECT_FALSE(Exists(dir_.Join("c/upper")));
+  }
+  internal::ForceLegacyMountForTesting(false);
 }
 
 TEST_F(OverlayRootTest, ReadonlyRejectsWritesWithOrWithoutUpper) {

@@ -32,16 +32,23 @@ absl::Status MakeDir(const std::string& dir) {
 }
 
 // v1 cpuset: a new child has empty cpuset.cpus/mems and refuses tasks until they
-// are set; take the parent's. Then `cgroup.clone_children` makes the kernel copy
+// are set; take the nearest ancestor's that has them (the parent's, unless a
+// concurrent Create made the parent and has not filled it yet; the hierarchy's
+// root always has them). Then `cgroup.clone_children` makes the kernel copy
 // them into this dir's own children at mkdir: every write of cpuset.cpus
 // rebuilds the scheduler's domains, which cost ~1 ms per pod here.
-absl::Status InheritCpuset(const std::string& parent, const std::string& dir) {
+absl::Status InheritCpuset(const std::string& mount_point, const std::string& dir) {
   for (const char* file : {"cpuset.cpus", "cpuset.mems"}) {
     absl::StatusOr<std::string> mine = ReadFile(dir + "/" + file);
     if (!mine.ok() && !absl::IsNotFound(mine.status())) return mine.status();
     if (mine.ok() && !absl::StripAsciiWhitespace(*mine).empty()) continue;
-    BERTH_ASSIGN_OR_RETURN(std::string theirs, ReadFile(parent + "/" + file));
-    BERTH_RETURN_IF_ERROR(WriteCgroupFile(dir, file, absl::StripAsciiWhitespace(theirs)));
+    std::string ancestor = dir, value;
+    while (value.empty() && ancestor.size() > mount_point.size()) {
+      ancestor.resize(ancestor.rfind('/'));
+      BERTH_ASSIGN_OR_RETURN(std::string theirs, ReadFile(ancestor + "/" + file));
+      value = std::string(absl::StripAsciiWhitespace(theirs));
+    }
+    BERTH_RETURN_IF_ERROR(WriteCgroupFile(dir, file, value));
   }
   return WriteCgroupFile(dir, "cgroup.clone_children", "1");
 }
@@ -138,7 +145,7 @@ absl::StatusOr<Cgroup> Cgroup::Create(const CgroupLayout& layout, std::string pa
       if (Exists(dir)) continue;  // not ours to configure
       BERTH_RETURN_IF_ERROR(MakeDir(dir));
       made.push_back(dir);
-      if (cpuset) BERTH_RETURN_IF_ERROR(Annotate(InheritCpuset(parent, dir), "cpuset"));
+      if (cpuset) BERTH_RETURN_IF_ERROR(Annotate(InheritCpuset(h.mount_point, dir), "cpuset"));
       bool leaf = i + 1 == parts.size();
       if (h.v2 && !leaf) BERTH_RETURN_IF_ERROR(EnableSubtreeControllers(parent, dir));
     }

@@ -67,6 +67,21 @@ TEST(CgroupPathTest, MustBeAbsoluteWithoutDotDot) {
   }
 }
 
+TEST(CgroupV1Test, CpusetComesFromTheNearestAncestorThatHasIt) {
+  FakeV1 fake;
+  // Another Create made /berth and has not filled its cpuset yet (the kernel
+  // shows a new dir's cpuset.cpus and cpuset.mems empty).
+  ASSERT_THAT(MakeDirs(fake.Dir("cpuset", "/berth"), 0755), IsOk());
+  WriteFileOrDie(fake.Dir("cpuset", "/berth/cpuset.cpus"), "\n");
+  WriteFileOrDie(fake.Dir("cpuset", "/berth/cpuset.mems"), "\n");
+  ASSERT_THAT(Cgroup::Create(fake.layout(), "/berth/pod/c1"), IsOk());
+  EXPECT_EQ(Read(fake.Dir("cpuset", "/berth/pod/cpuset.cpus")), "0-3");
+  EXPECT_EQ(Read(fake.Dir("cpuset", "/berth/pod/cpuset.mems")), "0");
+  EXPECT_EQ(Read(fake.Dir("cpuset", "/berth/pod/c1/cpuset.cpus")), "0-3");
+  EXPECT_EQ(Read(fake.Dir("cpuset", "/berth/pod/cgroup.clone_children")), "1");
+  EXPECT_EQ(Read(fake.Dir("cpuset", "/berth/cpuset.cpus")), "");  // not ours to fill
+}
+
 TEST(CgroupV1Test, CreateInheritsCpusetAndApplyWritesEachFile) {
   FakeV1 fake;
   auto cg = Cgroup::Create(fake.layout(), "/berth/c1");

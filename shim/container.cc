@@ -61,6 +61,7 @@ CgroupResources ToCgroupResources(const v1::Resources& r) {
   if (r.has_cpuset_mems()) c.cpuset_mems = r.cpuset_mems();
   if (r.has_memory_limit()) c.memory_limit = r.memory_limit();
   if (r.has_memory_swap()) c.memory_swap = r.memory_swap();
+  if (r.has_swap_max()) c.swap_max = r.swap_max();
   if (r.has_pids_max()) c.pids_max = r.pids_max();
   if (r.has_blkio_weight()) c.blkio_weight = static_cast<uint16_t>(r.blkio_weight());
   for (const v1::HugepageLimit& h : r.hugepage_limits())

@@ -103,21 +103,15 @@ absl::Status ApplyUnifiedKey(const std::string& key, const std::string& value,
   return absl::OkStatus();
 }
 
-// memory.swap.max limits swap alone; the shim takes memory+swap (OCI).
+// memory.swap.max limits swap alone, with or without a memory limit: kubelet
+// on cgroup v2 sends "0" (NoSwap) or its LimitedSwap share for every
+// container. It replaces a memory+swap limit given as well.
 absl::Status ApplyUnifiedSwap(const std::string& value, shim::v1::Resources& out) {
   const std::string key = "memory.swap.max";
   int64_t v = 0;
   if (!ParseLimit(value, &v)) return BadUnified(key, value, "not a byte count or \"max\"");
-  if (v < 0) {
-    out.set_memory_swap(-1);
-    return absl::OkStatus();
-  }
-  if (!out.has_memory_limit() || out.memory_limit() < 0) {
-    return BadUnified(key, value,
-                      "needs a memory limit (memory_limit_in_bytes or memory.max): berth's shim "
-                      "takes memory+swap");
-  }
-  out.set_memory_swap(out.memory_limit() + v);
+  out.clear_memory_swap();
+  out.set_swap_max(v < 0 ? -1 : v);
   return absl::OkStatus();
 }
 
@@ -156,8 +150,8 @@ absl::StatusOr<shim::v1::Resources> ToShimResources(const runtime::v1::LinuxCont
     o->set_page_size(h.page_size());
     o->set_limit(h.limit());
   }
-  // In key order (the map's is unspecified), memory.swap.max last: it needs
-  // the final memory limit.
+  // In key order (the map's is unspecified), memory.swap.max last: it
+  // replaces memory_swap_limit_in_bytes.
   std::map<std::string, std::string> unified(r.unified().begin(), r.unified().end());
   for (const auto& [key, value] : unified) {
     if (key == "memory.swap.max") continue;

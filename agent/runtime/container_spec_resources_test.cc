@@ -144,14 +144,35 @@ INSTANTIATE_TEST_SUITE_P(
                       EXPECT_EQ(o.hugepage_limits(0).page_size(), "1GB");
                       EXPECT_EQ(o.hugepage_limits(0).limit(), 1u << 30);
                     }},
-        // memory.swap.max is swap alone; the shim takes memory+swap, after memory.max.
-        UnifiedCase{"SwapAfterMemoryMax",
+        // memory.swap.max is swap alone, with or without memory.max.
+        UnifiedCase{"SwapWithMemoryMax",
                     {{"memory.swap.max", "0"}, {"memory.max", "4194304"}},
-                    [](const auto& o) { EXPECT_EQ(o.memory_swap(), 4 << 20); }},
+                    [](const auto& o) {
+                      EXPECT_EQ(o.memory_limit(), 4 << 20);
+                      EXPECT_EQ(o.swap_max(), 0);
+                      EXPECT_FALSE(o.has_memory_swap());
+                    }},
         UnifiedCase{"SwapMax",
                     {{"memory.swap.max", "max"}},
-                    [](const auto& o) { EXPECT_EQ(o.memory_swap(), -1); }}),
+                    [](const auto& o) { EXPECT_EQ(o.swap_max(), -1); }}),
     [](const ::testing::TestParamInfo<UnifiedCase>& info) { return info.param.name; });
+
+// kubelet's NoSwap on cgroup v2, for a container without a memory limit (a
+// BestEffort pod): accepted, swap alone, no memory limit invented.
+TEST(ToShimResourcesTest, SwapZeroWithoutAMemoryLimit) {
+  v1::LinuxContainerResources r;
+  (*r.mutable_unified())["memory.swap.max"] = "0";
+  shim::v1::Resources out = Convert(r);
+  EXPECT_EQ(out.swap_max(), 0);
+  EXPECT_FALSE(out.has_memory_limit());
+  EXPECT_FALSE(out.has_memory_swap());
+  // With a memory+swap limit given too, the unified key replaces it.
+  r.set_memory_limit_in_bytes(4 << 20);
+  r.set_memory_swap_limit_in_bytes(8 << 20);
+  out = Convert(r);
+  EXPECT_EQ(out.swap_max(), 0);
+  EXPECT_FALSE(out.has_memory_swap());
+}
 
 TEST(ToShimResourcesTest, UnifiedErrorsNameTheKey) {
   const std::pair<std::map<std::string, std::string>, std::string> cases[] = {
@@ -161,7 +182,7 @@ TEST(ToShimResourcesTest, UnifiedErrorsNameTheKey) {
       {{{"cpu.weight", "0"}}, "unified[cpu.weight] `0`"},
       {{{"cpu.max", "1 2 3"}}, "unified[cpu.max]"},
       {{{"pids.max", "-4"}}, "unified[pids.max]"},
-      {{{"memory.swap.max", "0"}}, "unified[memory.swap.max] `0`: needs a memory limit"},
+      {{{"memory.swap.max", "-5"}}, "unified[memory.swap.max] `-5`"},
   };
   for (const auto& [unified, message] : cases) {
     v1::LinuxContainerResources r;

@@ -160,6 +160,9 @@ std::string Cgroup::DirFor(absl::string_view controller) const {
 }
 
 absl::Status Cgroup::Apply(const CgroupResources& r) {
+  if (r.memory_swap && r.swap_max) {
+    return absl::InvalidArgumentError("memory_swap and swap_max both set: give one swap limit");
+  }
   // Refuse what no hierarchy here can do before writing anything.
   if (r.devices && layout_->Find("devices") == nullptr) {
     return absl::UnimplementedError(

@@ -54,6 +54,9 @@ struct CgroupResources {
   std::optional<std::string> cpuset_mems;
   std::optional<int64_t> memory_limit;             // bytes; -1: no limit
   std::optional<int64_t> memory_swap;              // memory + swap, bytes (OCI); -1: no limit
+  // Swap alone (v2 memory.swap.max), bytes; -1: no limit. On v1 it becomes
+  // memory + swap, which needs a memory limit. Not together with memory_swap.
+  std::optional<int64_t> swap_max;
   std::optional<int64_t> pids_max;                 // -1: no limit
   std::optional<uint16_t> blkio_weight;            // 10..1000
   std::map<std::string, uint64_t> hugetlb_limits;  // page size ("2MB", "1GB") -> bytes

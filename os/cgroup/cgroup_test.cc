@@ -215,6 +215,47 @@ TEST(CgroupV2Test, ApplyWritesV2Files) {
   EXPECT_EQ(Read(fake.Dir("/c/hugetlb.2MB.max")), "8388608");
 }
 
+TEST(CgroupV2Test, SwapAloneNeedsNoMemoryLimit) {
+  // kubelet's NoSwap on cgroup v2: memory.swap.max=0 for every container,
+  // most without a memory limit.
+  FakeV2 fake;
+  ASSERT_THAT(MakeDirs(fake.Dir("/c"), 0755), IsOk());
+  for (const char* f : {"memory.max", "memory.swap.max"}) WriteFileOrDie(fake.Dir("/c/") + f, "");
+  auto cg = Cgroup::Open(fake.layout(), "/c");
+  CgroupResources r;
+  r.swap_max = 0;
+  ASSERT_THAT(cg->Apply(r), IsOk());
+  EXPECT_EQ(Read(fake.Dir("/c/memory.swap.max")), "0");
+  EXPECT_EQ(Read(fake.Dir("/c/memory.max")), "");  // untouched
+  r.swap_max = -1;
+  ASSERT_THAT(cg->Apply(r), IsOk());
+  EXPECT_EQ(Read(fake.Dir("/c/memory.swap.max")), "max");
+  r.memory_swap = 1 << 20;
+  EXPECT_THAT(cg->Apply(r), StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("both set")));
+  ASSERT_EQ(unlink(fake.Dir("/c/memory.swap.max").c_str()), 0);
+  CgroupResources no_accounting;
+  no_accounting.swap_max = 0;
+  EXPECT_THAT(cg->Apply(no_accounting), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                                 HasSubstr("memory.swap.max is missing")));
+}
+
+TEST(CgroupV1Test, SwapAloneBecomesMemoryPlusSwap) {
+  FakeV1 fake;
+  auto cg = Cgroup::Create(fake.layout(), "/c");
+  ASSERT_THAT(cg, IsOk());
+  fake.KernelFiles("/c");
+  CgroupResources r;
+  r.memory_limit = 64 << 20;
+  r.swap_max = 16 << 20;
+  ASSERT_THAT(cg->Apply(r), IsOk());
+  EXPECT_EQ(Read(fake.Dir("memory", "/c/memory.limit_in_bytes")), "67108864");
+  EXPECT_EQ(Read(fake.Dir("memory", "/c/memory.memsw.limit_in_bytes")), "83886080");
+  CgroupResources alone;
+  alone.swap_max = 0;
+  EXPECT_THAT(cg->Apply(alone), StatusIs(absl::StatusCode::kInvalidArgument,
+                                         HasSubstr("needs a memory limit on cgroup v1")));
+}
+
 TEST(CgroupV2Test, DevicesAreRefusedClearlyAndUndelegatedControllersNamed) {
   FakeV2 fake;
   ASSERT_THAT(MakeDirs(fake.Dir("/c"), 0755), IsOk());

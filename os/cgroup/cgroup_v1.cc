@@ -16,7 +16,16 @@ std::string Num(int64_t v) { return std::to_string(v); }
 
 std::string DeviceNumber(int64_t n) { return n < 0 ? "*" : std::to_string(n); }
 
-absl::Status ApplyMemory(const std::string& dir, const CgroupResources& r) {
+absl::Status ApplyMemory(const std::string& dir, const CgroupResources& given) {
+  CgroupResources r = given;
+  if (r.swap_max) {  // swap alone: v1 only knows memory + swap
+    if (*r.swap_max >= 0 && (!r.memory_limit || *r.memory_limit < 0)) {
+      return absl::InvalidArgumentError(
+          "a swap limit alone (memory.swap.max) needs a memory limit on cgroup v1, which limits "
+          "memory + swap");
+    }
+    r.memory_swap = *r.swap_max < 0 ? -1 : *r.memory_limit + *r.swap_max;
+  }
   const bool swap = r.memory_swap.has_value();
   if (swap && !CgroupFileExists(dir, "memory.memsw.limit_in_bytes")) {
     return absl::FailedPreconditionError(

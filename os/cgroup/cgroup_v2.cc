@@ -45,6 +45,14 @@ absl::Status ApplyMemory(const std::string& dir, const CgroupResources& r) {
     BERTH_RETURN_IF_ERROR(NeedFile(dir, "memory.max", "memory"));
     BERTH_RETURN_IF_ERROR(WriteCgroupFile(dir, "memory.max", MaxOr(*r.memory_limit)));
   }
+  if (r.swap_max) {
+    if (!CgroupFileExists(dir, "memory.swap.max")) {
+      return absl::FailedPreconditionError(
+          "swap limit asked for, but this kernel has no swap accounting "
+          "(memory.swap.max is missing)");
+    }
+    return WriteCgroupFile(dir, "memory.swap.max", MaxOr(*r.swap_max));
+  }
   if (r.memory_swap) {
     // OCI gives memory+swap; v2 limits swap alone.
     if (!CgroupFileExists(dir, "memory.swap.max")) {

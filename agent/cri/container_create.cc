@@ -7,6 +7,8 @@
 // (api.proto, CreateContainer). The record is saved as CREATING first; every
 // step after that is undone by DestroyContainer on failure (STYLE.md 9) and, if
 // berthd dies half-way, at its next start (recover.cc).
+#include <sys/stat.h>
+
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "agent/cri/cri_service.h"
@@ -23,6 +25,13 @@ namespace {
 
 namespace v1 = runtime::v1;
 namespace st = ::berth::state::v1;
+
+// A directory with a file system of its own mounted on it.
+bool IsMountPoint(const std::string& dir) {
+  struct stat here, up;
+  return stat(dir.c_str(), &here) == 0 && stat((dir + "/..").c_str(), &up) == 0 &&
+         here.st_dev != up.st_dev;
+}
 
 absl::Status Validate(const v1::CreateContainerRequest& request) {
   if (request.pod_sandbox_id().empty()) return absl::InvalidArgumentError("pod_sandbox_id: empty");
@@ -124,6 +133,11 @@ absl::StatusOr<v1::CreateContainerResponse> CriService::CreateContainer(
   sc.hostname_file = pod.files_dir() + "/hostname";
   sc.hosts_file = pod.files_dir() + "/hosts";
   sc.resolv_conf_file = pod.files_dir() + "/resolv.conf";
+  if (HostIpc(pod)) {
+    sc.shm_dir = "/dev/shm";
+  } else if (const std::string shm = PodShmDir(pod); !shm.empty() && IsMountPoint(shm)) {
+    sc.shm_dir = shm;  // a pod made by an older berthd has none: own tmpfs
+  }
   sc.cgroup_parent = pod.cgroup_path();
   sc.log_directory = pod.config().log_directory();
   const v1::NamespaceOption& cns = config.linux().security_context().namespace_options();

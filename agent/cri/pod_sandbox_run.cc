@@ -9,6 +9,7 @@
 // The record is saved as CREATING before anything is made, so a berthd killed
 // half-way undoes it at start-up (recover.cc); every step arms the rollback
 // (STYLE.md 9), which is DestroySandbox: it derives everything from the record.
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include "absl/cleanup/cleanup.h"
@@ -197,6 +198,15 @@ absl::StatusOr<v1::RunPodSandboxResponse> CriService::RunPodSandbox(
     BERTH_RETURN_IF_ERROR(Annotate(shim::PinNamespaces(ShimPath(options_), pin), "pod namespaces"));
   }
   BERTH_RETURN_IF_ERROR(Annotate(WritePodFiles(dir, config, host_network, hostname), "pod files"));
+  if (const std::string shm = PodShmDir(record); !shm.empty()) {
+    // As containerd: 64 MiB, world-writable with the sticky bit, and nothing
+    // executable, setuid or a device in it.
+    BERTH_RETURN_IF_ERROR(MakeDirs(shm, 0755));
+    if (mount("shm", shm.c_str(), "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+              "mode=1777,size=65536k") != 0) {
+      return ErrnoStatus(errno, "mount the pod's /dev/shm on", shm);
+    }
+  }
   BERTH_RETURN_IF_ERROR(SetupPodNetwork(*sandbox));
 
   if (!record.pause_bundle().empty()) {

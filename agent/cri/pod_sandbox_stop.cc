@@ -7,9 +7,13 @@
 // terminated. This call is idempotent, and must not return an error if all
 // relevant resources have already been reclaimed." (api.proto, StopPodSandbox)
 #include <signal.h>
+#include <sys/mount.h>
+
+#include <cerrno>
 
 #include "absl/strings/str_cat.h"
 #include "agent/cri/cri_service.h"
+#include "agent/cri/records.h"
 #include "os/log.h"
 #include "os/status.h"
 #include "shim/client.h"
@@ -47,6 +51,14 @@ absl::Status CriService::TeardownSandbox(lifecycle::SandboxObject& sandbox) {
   keep(network);
   if (!r.ns_dir().empty() && network.ok()) {
     keep(Annotate(shim::UnpinNamespaces(r.ns_dir()), "pod namespaces"));
+  }
+  // The containers are dead; a process of the host still using the pod's
+  // /dev/shm keeps the tmpfs alive, detached, until it lets go.
+  if (const std::string shm = PodShmDir(r); !shm.empty()) {
+    if (umount2(shm.c_str(), MNT_DETACH | UMOUNT_NOFOLLOW) != 0 && errno != EINVAL &&
+        errno != ENOENT) {
+      keep(ErrnoStatus(errno, "unmount the pod's /dev/shm at", shm));
+    }
   }
   return first;
 }

@@ -9,6 +9,15 @@ namespace st = ::berth::state::v1;
 
 int64_t NowNs() { return absl::GetCurrentTimeNanos(); }
 
+bool HostIpc(const st::Sandbox& r) {
+  return r.config().linux().security_context().namespace_options().ipc() == v1::NODE;
+}
+
+std::string PodShmDir(const st::Sandbox& r) {
+  if (HostIpc(r) || r.files_dir().empty()) return "";
+  return r.files_dir() + "/shm";
+}
+
 v1::PodSandboxState CriState(const st::Sandbox& r) {
   return r.phase() == st::RUNNING ? v1::SANDBOX_READY : v1::SANDBOX_NOTREADY;
 }

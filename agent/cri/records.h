@@ -23,4 +23,10 @@ bool MatchesLabels(const google::protobuf::Map<std::string, std::string>& labels
 // The time now in nanoseconds since the epoch (CRI timestamps).
 int64_t NowNs();
 
+// The pod's own /dev/shm (a tmpfs its containers share): <files_dir>/shm.
+// "" for a pod with the host's IPC namespace, whose containers get the host's
+// /dev/shm instead, and for a record without files_dir.
+std::string PodShmDir(const lifecycle::state::Sandbox& record);
+bool HostIpc(const lifecycle::state::Sandbox& record);
+
 }  // namespace berth

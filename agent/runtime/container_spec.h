@@ -45,6 +45,11 @@ struct SandboxContext {
   std::string hostname_file;
   std::string hosts_file;
   std::string resolv_conf_file;
+  // The pod's /dev/shm, bind-mounted into each container over the default
+  // tmpfs, so containers sharing the pod's IPC namespace share POSIX shared
+  // memory too (containerd does the same); the host's /dev/shm for host IPC.
+  // Empty: each container gets its own tmpfs. A container mount there wins.
+  std::string shm_dir;
   std::string cgroup_parent;  // the pod cgroup, absolute ("/berth/<sandbox id>")
   std::string log_directory;  // PodSandboxConfig.log_directory
 };

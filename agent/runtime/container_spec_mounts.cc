@@ -52,6 +52,7 @@ struct PlannedMount {
   bool readonly = false;
   v1::MountPropagation propagation = v1::PROPAGATION_PRIVATE;
   std::string field;  // "config.mounts[2].host_path", for errors
+  std::vector<std::string> options;  // more mount options ("nosuid", ...)
 };
 
 int Depth(const std::string& clean_path) {
@@ -112,6 +113,7 @@ absl::StatusOr<shim::v1::Mount> ToShimMount(const PlannedMount& p) {
       break;
   }
   m.add_options(p.readonly ? "ro" : "rw");
+  for (const std::string& o : p.options) m.add_options(o);
   return m;
 }
 
@@ -221,6 +223,13 @@ absl::Status ApplyMounts(const v1::ContainerConfig& config, const SandboxContext
     if (f.file.empty() || taken.count(f.destination) > 0) continue;
     planned.push_back(
         PlannedMount{f.destination, f.file, readonly_rootfs, v1::PROPAGATION_PRIVATE, f.field});
+  }
+  // The pod's /dev/shm replaces the container's own tmpfs (writable even with
+  // a read-only rootfs, as a tmpfs there would be).
+  if (!sandbox.shm_dir.empty() && taken.count("/dev/shm") == 0 && taken.count("/dev") == 0) {
+    planned.push_back(PlannedMount{"/dev/shm", sandbox.shm_dir, false, v1::PROPAGATION_PRIVATE,
+                                   "the sandbox's /dev/shm", {"nosuid", "nodev", "noexec"}});
+    taken.insert("/dev/shm");
   }
   std::stable_sort(planned.begin(), planned.end(),
                    [](const PlannedMount& a, const PlannedMount& b) {

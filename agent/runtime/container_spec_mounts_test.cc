@@ -161,6 +161,36 @@ TEST_F(MountsTest, ConfigMountWinsOverASandboxFile) {
   EXPECT_THAT(dst, Not(Contains("/etc/resolv.conf")));
 }
 
+TEST_F(MountsTest, ThePodsShmReplacesTheContainersOwn) {
+  // Without one, the container's own tmpfs (DefaultSpec).
+  BuiltSpec plain = BuildOk();
+  const shim::v1::Mount* own = Find(plain.spec, "/dev/shm");
+  ASSERT_NE(own, nullptr);
+  EXPECT_EQ(own->type(), "tmpfs");
+  MakeDir(dir_.Join("shm"));
+  in_.sandbox.shm_dir = dir_.Join("shm");
+  SecurityContext().set_readonly_rootfs(true);  // still writable: a tmpfs would be
+  BuiltSpec built = BuildOk();
+  std::vector<std::string> dst = Destinations(built.spec);
+  EXPECT_EQ(std::count(dst.begin(), dst.end(), "/dev/shm"), 1);
+  const shim::v1::Mount* shm = Find(built.spec, "/dev/shm");
+  ASSERT_NE(shm, nullptr);
+  EXPECT_EQ(shm->type(), "bind");
+  EXPECT_EQ(shm->source(), dir_.Join("shm"));
+  EXPECT_THAT(shm->options(),
+              ElementsAre("rbind", "rprivate", "rw", "nosuid", "nodev", "noexec"));
+  // After /dev, which is mounted first.
+  EXPECT_LT(std::find(dst.begin(), dst.end(), "/dev") - dst.begin(),
+            std::find(dst.begin(), dst.end(), "/dev/shm") - dst.begin());
+  // A container's own mount there wins (a Memory emptyDir, say).
+  MakeDir(dir_.Join("mine"));
+  AddMount("/dev/shm", dir_.Join("mine"));
+  built = BuildOk();
+  dst = Destinations(built.spec);
+  EXPECT_EQ(std::count(dst.begin(), dst.end(), "/dev/shm"), 1);
+  EXPECT_EQ(Find(built.spec, "/dev/shm")->source(), dir_.Join("mine"));
+}
+
 TEST_F(MountsTest, MissingSandboxFileIsNamed) {
   in_.sandbox.hosts_file = dir_.Join("gone");
   EXPECT_THAT(Build(),

@@ -247,6 +247,45 @@ TEST_F(LifecycleTest, SharedPidNamespaceHasAPauseInit) {
   EXPECT_EQ(st->status().exit_code(), 143);
 }
 
+TEST_F(LifecycleTest, ContainersOfAPodShareItsDevShm) {
+  v1::PodSandboxConfig pod_config = PodConfig("shm");
+  absl::StatusOr<std::string> pod = RunPod(pod_config);
+  ASSERT_THAT(pod.status(), IsOk());
+  std::vector<std::string> ids;
+  for (const char* name : {"writer", "reader"}) {
+    absl::StatusOr<std::string> id =
+        CreateContainer(*pod, ContainerConfig(name, {"/bin/sleep", "1000"}), pod_config);
+    ASSERT_THAT(id.status(), IsOk());
+    ASSERT_THAT(StartContainer(*id), IsOk());
+    ids.push_back(*id);
+  }
+  absl::StatusOr<v1::ExecSyncResponse> w =
+      ExecSync(ids[0], {"/bin/sh", "-c", "echo hello > /dev/shm/seg && stat -c %a /dev/shm"});
+  ASSERT_THAT(w.status(), IsOk());
+  EXPECT_EQ(w->exit_code(), 0) << w->stderr();
+  EXPECT_EQ(w->stdout(), "1777\n");
+  absl::StatusOr<v1::ExecSyncResponse> r =
+      ExecSync(ids[1], {"/bin/sh", "-c", "cat /dev/shm/seg; grep ' /dev/shm ' /proc/mounts"});
+  ASSERT_THAT(r.status(), IsOk());
+  EXPECT_THAT(r->stdout(), HasSubstr("hello\n"));
+  EXPECT_THAT(r->stdout(), HasSubstr("nosuid,nodev,noexec"));
+  // Another pod sees nothing of it.
+  v1::PodSandboxConfig other_config = PodConfig("other");
+  absl::StatusOr<std::string> other = RunPod(other_config);
+  ASSERT_THAT(other.status(), IsOk());
+  absl::StatusOr<std::string> o =
+      CreateContainer(*other, ContainerConfig("o", {"/bin/sleep", "1000"}), other_config);
+  ASSERT_THAT(o.status(), IsOk());
+  ASSERT_THAT(StartContainer(*o), IsOk());
+  absl::StatusOr<v1::ExecSyncResponse> none = ExecSync(*o, {"/bin/ls", "/dev/shm"});
+  ASSERT_THAT(none.status(), IsOk());
+  EXPECT_EQ(none->stdout(), "");
+  // Stopping the pod takes its /dev/shm down (the leak check after the test
+  // finds no mount under the test's dirs).
+  ASSERT_THAT(StopPod(*pod), IsOk());
+  ASSERT_THAT(RemovePod(*pod), IsOk());
+}
+
 TEST_F(LifecycleTest, UpdateResourcesAndReopenLog) {
   v1::PodSandboxConfig pod_config = PodConfig("upd", /*host_network=*/true);
   absl::StatusOr<std::string> pod = RunPod(pod_config);

@@ -12,13 +12,13 @@
 #include <grpc/support/log.h>
 
 #include "absl/debugging/failure_signal_handler.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/debugging/symbolize.h"
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 #include "agent/options.h"
 #include "agent/server.h"
 #include "os/log.h"

@@ -186,8 +186,9 @@ int Main(int argc, char** argv) {
   auto berth_iter = [&](const std::string& tag, double* flush_ms) {
     const std::string root = dir + "/b" + tag;
     fs::create_directories(root);
-    store::Database db =
-        Must(store::Database::Open(root + "/berth.db", {images::kImagesSchemaV1, images::kImagesSchemaV2}), "open database");
+    store::Database db = Must(store::Database::Open(root + "/berth.db", {images::kImagesSchemaV1,
+                                                                         images::kImagesSchemaV2}),
+                              "open database");
     std::unique_ptr<images::ImageManager> m =
         Must(images::ImageManager::Open(
                  images::ImageManagerOptions{.root = root + "/images", .hosts_dir = dir + "/hosts"},
@@ -226,8 +227,7 @@ int Main(int argc, char** argv) {
 
   Figures berth{"berth pull+unpack (PullImage answers)"},
       durable{"berth pull+unpack, until flushed to disk"},
-      copy{"skopeo copy (fetch+store, no unpack)"},
-      copy_tar{"skopeo copy + tar -xzf each layer"};
+      copy{"skopeo copy (fetch+store, no unpack)"}, copy_tar{"skopeo copy + tar -xzf each layer"};
   // One warm-up round, then alternate; who goes first swaps each round.
   for (int i = -1; i < n; ++i) {
     const std::string tag = i < 0 ? "w" : std::to_string(i);

@@ -115,9 +115,10 @@ absl::StatusOr<std::unique_ptr<ImageManager>> ImageManager::Open(ImageManagerOpt
 absl::Status ImageManager::RecoverUnsynced() {
   BERTH_ASSIGN_OR_RETURN(
       store::Statement s,
-      db_->Prepare("SELECT u.seq, u.image_id, u.boot_id, "
-                   "(SELECT group_concat(name, ' ') FROM image_refs r WHERE r.image_id = u.image_id) "
-                   "FROM image_unsynced u ORDER BY u.seq"));
+      db_->Prepare(
+          "SELECT u.seq, u.image_id, u.boot_id, "
+          "(SELECT group_concat(name, ' ') FROM image_refs r WHERE r.image_id = u.image_id) "
+          "FROM image_unsynced u ORDER BY u.seq"));
   std::vector<std::string> lost;
   bool flush = false;
   int64_t last_seq = 0;

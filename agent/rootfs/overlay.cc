@@ -396,7 +396,11 @@ absl::StatusOr<std::string> CreateContainerRootfs(const std::string& dir,
                                                   bool readonly) {
   BERTH_RETURN_IF_ERROR(CheckAbsolute("dir", dir));
   BERTH_RETURN_IF_ERROR(MakeDirs(dir, 0700));
-  OverlaySpec spec{lower_dirs, dir + "/upper", dir + "/work", dir + "/rootfs", readonly,
+  OverlaySpec spec{lower_dirs,
+                   dir + "/upper",
+                   dir + "/work",
+                   dir + "/rootfs",
+                   readonly,
                    /*volatile_upper=*/true};
   std::vector<std::string> created;
   absl::Cleanup rollback = [&created] {

@@ -51,7 +51,7 @@ struct PlannedMount {
   std::string host_path;
   bool readonly = false;
   v1::MountPropagation propagation = v1::PROPAGATION_PRIVATE;
-  std::string field;  // "config.mounts[2].host_path", for errors
+  std::string field;                 // "config.mounts[2].host_path", for errors
   std::vector<std::string> options;  // more mount options ("nosuid", ...)
 };
 
@@ -227,8 +227,12 @@ absl::Status ApplyMounts(const v1::ContainerConfig& config, const SandboxContext
   // The pod's /dev/shm replaces the container's own tmpfs (writable even with
   // a read-only rootfs, as a tmpfs there would be).
   if (!sandbox.shm_dir.empty() && taken.count("/dev/shm") == 0 && taken.count("/dev") == 0) {
-    planned.push_back(PlannedMount{"/dev/shm", sandbox.shm_dir, false, v1::PROPAGATION_PRIVATE,
-                                   "the sandbox's /dev/shm", {"nosuid", "nodev", "noexec"}});
+    planned.push_back(PlannedMount{"/dev/shm",
+                                   sandbox.shm_dir,
+                                   false,
+                                   v1::PROPAGATION_PRIVATE,
+                                   "the sandbox's /dev/shm",
+                                   {"nosuid", "nodev", "noexec"}});
     taken.insert("/dev/shm");
   }
   std::stable_sort(planned.begin(), planned.end(),

@@ -177,8 +177,7 @@ TEST_F(MountsTest, ThePodsShmReplacesTheContainersOwn) {
   ASSERT_NE(shm, nullptr);
   EXPECT_EQ(shm->type(), "bind");
   EXPECT_EQ(shm->source(), dir_.Join("shm"));
-  EXPECT_THAT(shm->options(),
-              ElementsAre("rbind", "rprivate", "rw", "nosuid", "nodev", "noexec"));
+  EXPECT_THAT(shm->options(), ElementsAre("rbind", "rprivate", "rw", "nosuid", "nodev", "noexec"));
   // After /dev, which is mounted first.
   EXPECT_LT(std::find(dst.begin(), dst.end(), "/dev") - dst.begin(),
             std::find(dst.begin(), dst.end(), "/dev/shm") - dst.begin());

@@ -109,52 +109,51 @@ TEST_P(UnifiedTest, MapsOntoTypedFields) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, UnifiedTest,
-    ::testing::Values(
-        UnifiedCase{"MemoryMaxWins",
-                    {{"memory.max", "2097152"}},
-                    [](const auto& o) { EXPECT_EQ(o.memory_limit(), 2 << 20); }},
-        UnifiedCase{"MemoryMaxMax",
-                    {{"memory.max", "max"}},
-                    [](const auto& o) { EXPECT_EQ(o.memory_limit(), -1); }},
-        UnifiedCase{"PidsMax",
-                    {{"pids.max", "100\n"}},
-                    [](const auto& o) { EXPECT_EQ(o.pids_max(), 100); }},
-        UnifiedCase{"CpuMax",
-                    {{"cpu.max", "50000 100000"}},
-                    [](const auto& o) {
-                      EXPECT_EQ(o.cpu_quota_us(), 50000);
-                      EXPECT_EQ(o.cpu_period_us(), 100000u);
-                    }},
-        UnifiedCase{"CpuMaxUnlimited",
-                    {{"cpu.max", "max"}},
-                    [](const auto& o) {
-                      EXPECT_EQ(o.cpu_quota_us(), -1);
-                      EXPECT_FALSE(o.has_cpu_period_us());
-                    }},
-        UnifiedCase{"Cpuset",
-                    {{"cpuset.cpus", "2-3"}, {"cpuset.mems", "1"}},
-                    [](const auto& o) {
-                      EXPECT_EQ(o.cpuset_cpus(), "2-3");
-                      EXPECT_EQ(o.cpuset_mems(), "1");
-                    }},
-        UnifiedCase{"Hugetlb",
-                    {{"hugetlb.1GB.max", "1073741824"}},
-                    [](const auto& o) {
-                      ASSERT_EQ(o.hugepage_limits_size(), 1);
-                      EXPECT_EQ(o.hugepage_limits(0).page_size(), "1GB");
-                      EXPECT_EQ(o.hugepage_limits(0).limit(), 1u << 30);
-                    }},
-        // memory.swap.max is swap alone, with or without memory.max.
-        UnifiedCase{"SwapWithMemoryMax",
-                    {{"memory.swap.max", "0"}, {"memory.max", "4194304"}},
-                    [](const auto& o) {
-                      EXPECT_EQ(o.memory_limit(), 4 << 20);
-                      EXPECT_EQ(o.swap_max(), 0);
-                      EXPECT_FALSE(o.has_memory_swap());
-                    }},
-        UnifiedCase{"SwapMax",
-                    {{"memory.swap.max", "max"}},
-                    [](const auto& o) { EXPECT_EQ(o.swap_max(), -1); }}),
+    ::testing::Values(UnifiedCase{"MemoryMaxWins",
+                                  {{"memory.max", "2097152"}},
+                                  [](const auto& o) { EXPECT_EQ(o.memory_limit(), 2 << 20); }},
+                      UnifiedCase{"MemoryMaxMax",
+                                  {{"memory.max", "max"}},
+                                  [](const auto& o) { EXPECT_EQ(o.memory_limit(), -1); }},
+                      UnifiedCase{"PidsMax",
+                                  {{"pids.max", "100\n"}},
+                                  [](const auto& o) { EXPECT_EQ(o.pids_max(), 100); }},
+                      UnifiedCase{"CpuMax",
+                                  {{"cpu.max", "50000 100000"}},
+                                  [](const auto& o) {
+                                    EXPECT_EQ(o.cpu_quota_us(), 50000);
+                                    EXPECT_EQ(o.cpu_period_us(), 100000u);
+                                  }},
+                      UnifiedCase{"CpuMaxUnlimited",
+                                  {{"cpu.max", "max"}},
+                                  [](const auto& o) {
+                                    EXPECT_EQ(o.cpu_quota_us(), -1);
+                                    EXPECT_FALSE(o.has_cpu_period_us());
+                                  }},
+                      UnifiedCase{"Cpuset",
+                                  {{"cpuset.cpus", "2-3"}, {"cpuset.mems", "1"}},
+                                  [](const auto& o) {
+                                    EXPECT_EQ(o.cpuset_cpus(), "2-3");
+                                    EXPECT_EQ(o.cpuset_mems(), "1");
+                                  }},
+                      UnifiedCase{"Hugetlb",
+                                  {{"hugetlb.1GB.max", "1073741824"}},
+                                  [](const auto& o) {
+                                    ASSERT_EQ(o.hugepage_limits_size(), 1);
+                                    EXPECT_EQ(o.hugepage_limits(0).page_size(), "1GB");
+                                    EXPECT_EQ(o.hugepage_limits(0).limit(), 1u << 30);
+                                  }},
+                      // memory.swap.max is swap alone, with or without memory.max.
+                      UnifiedCase{"SwapWithMemoryMax",
+                                  {{"memory.swap.max", "0"}, {"memory.max", "4194304"}},
+                                  [](const auto& o) {
+                                    EXPECT_EQ(o.memory_limit(), 4 << 20);
+                                    EXPECT_EQ(o.swap_max(), 0);
+                                    EXPECT_FALSE(o.has_memory_swap());
+                                  }},
+                      UnifiedCase{"SwapMax",
+                                  {{"memory.swap.max", "max"}},
+                                  [](const auto& o) { EXPECT_EQ(o.swap_max(), -1); }}),
     [](const ::testing::TestParamInfo<UnifiedCase>& info) { return info.param.name; });
 
 // kubelet's NoSwap on cgroup v2, for a container without a memory limit (a

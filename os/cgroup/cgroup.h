@@ -52,8 +52,8 @@ struct CgroupResources {
   std::optional<uint64_t> cpu_period_us;
   std::optional<std::string> cpuset_cpus;  // "0-1,3"
   std::optional<std::string> cpuset_mems;
-  std::optional<int64_t> memory_limit;             // bytes; -1: no limit
-  std::optional<int64_t> memory_swap;              // memory + swap, bytes (OCI); -1: no limit
+  std::optional<int64_t> memory_limit;  // bytes; -1: no limit
+  std::optional<int64_t> memory_swap;   // memory + swap, bytes (OCI); -1: no limit
   // Swap alone (v2 memory.swap.max), bytes; -1: no limit. On v1 it becomes
   // memory + swap, which needs a memory limit. Not together with memory_swap.
   std::optional<int64_t> swap_max;

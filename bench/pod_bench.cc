@@ -3,6 +3,13 @@
 //
 //   build/bench/pod_bench [--n 50] [--c 4] [--pods-rss 200] [--json FILE]   (as root)
 //   build/bench/pod_bench --cni [--n 50] [--json FILE]
+//   any mode: [--state-on-disk] [--root-fs ext4|host]
+//
+// berthd runs as on a node: --state-dir on a tmpfs (as /run is), --root and the
+// pods' log dirs on a fresh journaled ext4 in a loop file (as /var/lib and
+// /var/log are). --state-on-disk and --root-fs=host put them on the temp dir's
+// file system instead: this VM's root is ext4 without a journal, where a new
+// inode costs a scan of the recently deleted ones.
 //
 // Builds the demo image (deploy/demo-image.sh), starts berthd on it with its pod
 // cgroups under /berth-test-bench-<hex>, and runs host-network pods of one

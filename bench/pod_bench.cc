@@ -310,6 +310,7 @@ int Main(const Options& o) {
   if (!mounts.ok()) {
     std::fprintf(stderr, "pod_bench: %s\n", mounts.ToString().c_str());
     unmount();
+    cni_env.Restore();
     return 1;
   }
   std::printf("berthd --state-dir on %s, --root on %s\n",

@@ -113,10 +113,11 @@ size_t DefaultMaxOpenFiles() {
   struct rlimit r;
   if (::getrlimit(RLIMIT_NOFILE, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return 200'000;
   // What berthd needs besides: a socket per shim, clients, the database, a
-  // scrape's transient opens; an eighth of the limit, at least 2048.
+  // scrape's transient opens; an eighth of the limit, at least 2048 (or half
+  // of a small limit).
   const size_t soft = r.rlim_cur;
-  const size_t reserve = std::max<size_t>(2048, soft / 8);
-  return soft > reserve ? std::min<size_t>(soft - reserve, 200'000) : 0;
+  const size_t reserve = std::max<size_t>(soft / 8, std::min<size_t>(2048, soft / 2));
+  return std::min<size_t>(soft - reserve, 200'000);
 }
 
 }  // namespace

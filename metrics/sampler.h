@@ -49,8 +49,8 @@ struct SamplerOptions {
   uint64_t fs_max_entries = 1'000'000;
   // Cgroup files kept open between samples (CgroupFileCache), at most this
   // many in all; 0: the soft RLIMIT_NOFILE less an eighth of it (at least
-  // 2048) for everything else, at most 200 000. Past the budget a target's
-  // files are opened and closed at each read.
+  // 2048, or half of a small limit) for everything else, at most 200 000.
+  // Past the budget a target's files are opened and closed at each read.
   size_t max_open_files = 0;
 };
 

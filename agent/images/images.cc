@@ -103,6 +103,8 @@ absl::StatusOr<std::unique_ptr<ImageManager>> ImageManager::Open(ImageManagerOpt
     options.boot_id = std::string(absl::StripAsciiWhitespace(options.boot_id));
   }
   std::unique_ptr<ImageManager> m(new ImageManager(std::move(options), std::move(store), db));
+  m->root_fd_ = UniqueFd(open(m->options_.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!m->root_fd_.valid()) return ErrnoStatus(errno, "open", m->options_.root);
   BERTH_RETURN_IF_ERROR(m->RecoverUnsynced());
   BERTH_RETURN_IF_ERROR(m->Load());
   // Nothing is pulling yet: every ingest file is a crash's leftover, and so is
@@ -151,7 +153,11 @@ absl::Status ImageManager::RecoverUnsynced() {
     }
     BERTH_RETURN_IF_ERROR(tx.Commit());
   }
-  return flush ? Flush() : absl::OkStatus();
+  if (flush) {
+    // A failure is logged and marked (Flush); the images serve until then.
+    if (absl::Status s = Flush(); !s.ok()) BERTH_LOG(ERROR) << "images: flush at start: " << s;
+  }
+  return absl::OkStatus();
 }
 
 int64_t ImageManager::BeginWrite(const ImageRecord& image) {
@@ -205,23 +211,29 @@ absl::Status ImageManager::Flush() {
   if (batch.empty()) return absl::OkStatus();
   // Everything the batch wrote is in the page cache before its row was saved:
   // one flush of the file system covers it.
-  UniqueFd root(open(options_.root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!root.valid()) return ErrnoStatus(errno, "open", options_.root);
-  if (syncfs(root.get()) != 0) return ErrnoStatus(errno, "syncfs", options_.root);
+  absl::Status synced;
+  if (syncfs(root_fd_.get()) != 0) synced = ErrnoStatus(errno, "syncfs", options_.root);
   {
+    // Flushed: the rows go. Not flushed: a retry could not tell (a writeback
+    // error is reported once and its pages are clean after it), so the rows
+    // are marked failed instead, and the next Open drops those images as after
+    // a power cut; until then they serve from the page cache.
     absl::MutexLock db_lock(&db_mu_);
     BERTH_ASSIGN_OR_RETURN(store::Transaction tx, db_->Begin());
     for (int64_t seq : batch) {
-      BERTH_ASSIGN_OR_RETURN(store::Statement del,
-                             db_->Prepare("DELETE FROM image_unsynced WHERE seq = ?"));
-      del.Bind(1, seq);
-      BERTH_RETURN_IF_ERROR(del.Run());
+      BERTH_ASSIGN_OR_RETURN(
+          store::Statement row,
+          db_->Prepare(synced.ok() ? "DELETE FROM image_unsynced WHERE seq = ?"
+                                   : "UPDATE image_unsynced SET boot_id = 'flush-failed' "
+                                     "WHERE seq = ?"));
+      row.Bind(1, seq);
+      BERTH_RETURN_IF_ERROR(row.Run());
     }
     BERTH_RETURN_IF_ERROR(tx.Commit());
   }
   absl::MutexLock lock(&sync_mu_);
   for (int64_t seq : batch) pending_.erase(seq);
-  return absl::OkStatus();
+  return synced;
 }
 
 void ImageManager::SyncLoop() {
@@ -239,7 +251,7 @@ void ImageManager::SyncLoop() {
       if (stop_) return;  // the destructor flushes what is left
     }
     if (absl::Status s = Flush(); !s.ok()) {
-      BERTH_LOG(WARNING) << "images: flush to disk: " << s << "; retrying in 1 s";
+      BERTH_LOG(WARNING) << "images: flush to disk: " << s << "; retrying what is left in 1 s";
       absl::MutexLock lock(&sync_mu_);
       auto stopping = [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return stop_; };
       sync_mu_.AwaitWithTimeout(absl::Condition(&stopping), absl::Seconds(1));
@@ -362,22 +374,22 @@ absl::StatusOr<ImageRecord> ImageManager::PullFrom(RegistryClient& client, const
   if (!ref.tag().empty()) names.push_back(ref.RepoTag());
   names.push_back(absl::StrCat(ref.Name(), "@", digest.string()));
   return Finish(digest, manifest, names, [&](size_t i, auto* tee, bool* streamed) {
-    return FetchBlob(client, repo, manifest.layers[i], tee, streamed);
+    return FetchBlob(client, repo, manifest.layers[i], tee, streamed, /*layer=*/true);
   });
 }
 
 absl::Status ImageManager::FetchBlob(RegistryClient& client, const std::string& repo,
                                      const Descriptor& blob,
                                      const std::function<bool(absl::string_view)>* tee,
-                                     bool* streamed) {
+                                     bool* streamed, bool layer) {
   if (streamed != nullptr) *streamed = false;
   const std::string key = blob.digest.string();
   Claim(key);
   absl::Status s = [&]() -> absl::Status {
     if (store_.Has(blob.digest)) return absl::OkStatus();  // another pull brought it
     BERTH_ASSIGN_OR_RETURN(Ingest ingest, store_.BeginIngest(blob.digest.algorithm()));
-    // Finish's one syncfs makes it durable before the image is recorded.
-    ingest.set_durable(false);
+    // A layer blob is flushed behind the pull (Finish, Flush).
+    ingest.set_durable(!layer);
     absl::Status write;
     BERTH_RETURN_IF_ERROR(client.FetchBlob(repo, key, [&](absl::string_view chunk) {
       write = ingest.Write(chunk);

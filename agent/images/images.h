@@ -42,6 +42,7 @@
 #include "agent/images/reference.h"
 #include "agent/images/registry.h"
 #include "agent/store/db.h"
+#include "os/unique_fd.h"
 
 namespace berth::images {
 
@@ -122,9 +123,11 @@ class ImageManager {
   absl::StatusOr<ImageRecord> PullFrom(RegistryClient& client, const Reference& ref);
   // Downloads `blob` into the store unless it is there; every chunk also goes
   // to `tee` when given (the streaming unpacker). *streamed says whether it did.
+  // A layer blob is not fsynced (write-behind: Finish marks the image
+  // unsynced); any other blob (the config) is, since no row covers it.
   absl::Status FetchBlob(RegistryClient& client, const std::string& repo, const Descriptor& blob,
                          const std::function<bool(absl::string_view)>* tee = nullptr,
-                         bool* streamed = nullptr);
+                         bool* streamed = nullptr, bool layer = false);
   // Brings layer blob i into the store; chunks also go to `tee` if it is not
   // null (and *streamed says whether they did).
   using FetchLayer = std::function<absl::Status(
@@ -177,6 +180,9 @@ class ImageManager {
   int64_t next_seq_ ABSL_GUARDED_BY(sync_mu_) = 1;
   bool stop_ ABSL_GUARDED_BY(sync_mu_) = false;
   absl::Mutex flush_mu_;  // one Flush at a time
+  // Open from Open on: syncfs(2) reports a writeback error once per open file
+  // that saw it happen (errseq), so a fd opened at each Flush could miss one.
+  UniqueFd root_fd_;
   std::thread syncer_;
 };
 

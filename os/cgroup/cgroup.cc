@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <string>
+#include <vector>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
@@ -32,23 +34,34 @@ absl::Status MakeDir(const std::string& dir) {
 }
 
 // v1 cpuset: a new child has empty cpuset.cpus/mems and refuses tasks until they
-// are set; take the nearest ancestor's that has them (the parent's, unless a
-// concurrent Create made the parent and has not filled it yet; the hierarchy's
-// root always has them). Then `cgroup.clone_children` makes the kernel copy
-// them into this dir's own children at mkdir: every write of cpuset.cpus
-// rebuilds the scheduler's domains, which cost ~1 ms per pod here.
+// are set; take the parent's. When a concurrent Create made the parent and has
+// not filled it yet, the empty levels are filled top down from the hierarchy's
+// root (which always has them), each from its own parent: the kernel takes
+// only a subset of the parent's (EACCES otherwise). Then
+// `cgroup.clone_children` makes the kernel copy them into this dir's own
+// children at mkdir: every write of cpuset.cpus rebuilds the scheduler's
+// domains, which cost ~1 ms per pod here.
 absl::Status InheritCpuset(const std::string& mount_point, const std::string& dir) {
   for (const char* file : {"cpuset.cpus", "cpuset.mems"}) {
     absl::StatusOr<std::string> mine = ReadFile(dir + "/" + file);
     if (!mine.ok() && !absl::IsNotFound(mine.status())) return mine.status();
     if (mine.ok() && !absl::StripAsciiWhitespace(*mine).empty()) continue;
-    std::string ancestor = dir, value;
-    while (value.empty() && ancestor.size() > mount_point.size()) {
-      ancestor.resize(ancestor.rfind('/'));
-      BERTH_ASSIGN_OR_RETURN(std::string theirs, ReadFile(ancestor + "/" + file));
-      value = std::string(absl::StripAsciiWhitespace(theirs));
+    // The levels below the mount point down to `dir`, top first.
+    std::vector<std::string> levels;
+    for (std::string d = dir; d.size() > mount_point.size(); d.resize(d.rfind('/'))) {
+      levels.insert(levels.begin(), d);
     }
-    BERTH_RETURN_IF_ERROR(WriteCgroupFile(dir, file, value));
+    BERTH_ASSIGN_OR_RETURN(std::string value, ReadFile(mount_point + "/" + file));
+    for (const std::string& level : levels) {
+      absl::StatusOr<std::string> own = ReadFile(level + "/" + file);
+      if (!own.ok() && !absl::IsNotFound(own.status())) return own.status();
+      std::string v = own.ok() ? std::string(absl::StripAsciiWhitespace(*own)) : "";
+      if (v.empty()) {
+        v = std::string(absl::StripAsciiWhitespace(value));
+        BERTH_RETURN_IF_ERROR(WriteCgroupFile(level, file, v));
+      }
+      value = std::move(v);
+    }
   }
   return WriteCgroupFile(dir, "cgroup.clone_children", "1");
 }

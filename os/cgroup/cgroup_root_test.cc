@@ -167,6 +167,24 @@ TEST_F(CgroupRootTest, ACpusetDirItMadeHandsItsCpusToChildrenTheKernelMakes) {
   EXPECT_EQ(Read(dir + "/c/cpuset.mems"), Read(cpuset->mount_point + "/cpuset.mems"));
 }
 
+TEST_F(CgroupRootTest, AnEmptyCpusetParentAnotherCreateMadeIsFilledFirst) {
+  const CgroupHierarchy* cpuset = layout_.Find("cpuset");
+  if (cpuset == nullptr || cpuset->v2) GTEST_SKIP() << "no v1 cpuset hierarchy";
+  // As a concurrent Create leaves it between its mkdir and its writes.
+  const std::string dir = cpuset->mount_point + parent_;
+  ASSERT_EQ(::mkdir(dir.c_str(), 0755), 0);
+  ASSERT_EQ(Read(dir + "/cpuset.cpus"), "");
+  auto cg = Cgroup::Create(layout_, parent_ + "/c");
+  ASSERT_THAT(cg, IsOk());
+  EXPECT_EQ(Read(dir + "/cpuset.cpus"), Read(cpuset->mount_point + "/cpuset.cpus"));
+  EXPECT_EQ(Read(dir + "/c/cpuset.mems"), Read(cpuset->mount_point + "/cpuset.mems"));
+  Child child([] { return ::pause(); });
+  EXPECT_THAT(cg->AddProcess(child.pid()), IsOk());  // ENOSPC with an empty cpuset
+  ::kill(child.pid(), SIGKILL);
+  child.Wait();
+  EXPECT_THAT(cg->Destroy(), IsOk());
+}
+
 TEST_F(CgroupRootTest, PidsLimitStopsFork) {
   auto cg = Cgroup::Create(layout_, parent_ + "/c");
   ASSERT_THAT(cg, IsOk());

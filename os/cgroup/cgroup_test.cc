@@ -67,7 +67,7 @@ TEST(CgroupPathTest, MustBeAbsoluteWithoutDotDot) {
   }
 }
 
-TEST(CgroupV1Test, CpusetComesFromTheNearestAncestorThatHasIt) {
+TEST(CgroupV1Test, EmptyCpusetLevelsAreFilledTopDown) {
   FakeV1 fake;
   // Another Create made /berth and has not filled its cpuset yet (the kernel
   // shows a new dir's cpuset.cpus and cpuset.mems empty).
@@ -79,7 +79,8 @@ TEST(CgroupV1Test, CpusetComesFromTheNearestAncestorThatHasIt) {
   EXPECT_EQ(Read(fake.Dir("cpuset", "/berth/pod/cpuset.mems")), "0");
   EXPECT_EQ(Read(fake.Dir("cpuset", "/berth/pod/c1/cpuset.cpus")), "0-3");
   EXPECT_EQ(Read(fake.Dir("cpuset", "/berth/pod/cgroup.clone_children")), "1");
-  EXPECT_EQ(Read(fake.Dir("cpuset", "/berth/cpuset.cpus")), "");  // not ours to fill
+  // Filled first: the kernel takes a child's only within its parent's.
+  EXPECT_EQ(Read(fake.Dir("cpuset", "/berth/cpuset.cpus")), "0-3");
 }
 
 TEST(CgroupV1Test, CreateInheritsCpusetAndApplyWritesEachFile) {

@@ -69,6 +69,7 @@ absl::StatusOr<int> BerthdProcess::WaitExit(absl::Duration timeout) {
       pid_ = -1;
       return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     }
+    if (got < 0 && errno == EINTR) continue;
     if (got < 0) return ErrnoStatus(errno, "waitpid");
     absl::SleepFor(absl::Milliseconds(5));
   }

@@ -170,8 +170,11 @@ int64_t ImageManager::BeginWrite(const ImageRecord& image) {
   return seq;
 }
 
-bool ImageManager::SharesUnsynced(int64_t seq, const std::vector<std::string>& keys) const {
+bool ImageManager::SharesUnsynced(int64_t seq) const {
   absl::MutexLock lock(&sync_mu_);
+  auto mine = pending_.find(seq);
+  if (mine == pending_.end()) return false;
+  const std::vector<std::string>& keys = mine->second.keys;
   for (const auto& [other, w] : pending_) {
     if (other == seq) continue;
     for (const std::string& k : keys) {
@@ -542,7 +545,7 @@ absl::StatusOr<ImageRecord> ImageManager::Finish(const Digest& manifest_digest,
     if (!status.ok()) (void)RemoveTree(staged[i].tmp);
   }
   // What another pull wrote and has not flushed yet is as unsafe as our own.
-  const bool unsynced = wrote || SharesUnsynced(seq, r.layers) || SharesUnsynced(seq, r.chain_ids);
+  const bool unsynced = wrote || SharesUnsynced(seq);
   for (const std::string& key : claimed) Done(key);
   if (status.ok()) status = Save(r, unsynced ? seq : 0);
   // Even a failed pull's blobs wait for a flush before another pull trusts them.

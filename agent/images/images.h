@@ -153,8 +153,8 @@ class ImageManager {
   // After Save: the token waits for the next Flush (`committed`), or, when the
   // pull wrote nothing and shares nothing unsynced, is simply dropped.
   void EndWrite(int64_t seq, bool committed);
-  // Whether a token other than `seq` names any of `keys`.
-  bool SharesUnsynced(int64_t seq, const std::vector<std::string>& keys) const;
+  // Whether another token names any of the keys token `seq` names.
+  bool SharesUnsynced(int64_t seq) const;
   std::string LayerDir(const std::string& chain_id) const;
   // Waits while another thread works on `key`, then marks it ours; Done releases.
   void Claim(const std::string& key);

@@ -59,12 +59,9 @@ absl::StatusOr<CgroupLayout> CgroupLayout::FromMountInfo(absl::string_view mount
     }
   }
   if (!any_v1 && !any_v2) return absl::NotFoundError("no cgroup file system is mounted");
-  layout.mode_ = any_v1 && any_v2 ? CgroupMode::kHybrid
-                 : any_v2         ? CgroupMode::kUnified
-                                  : CgroupMode::kV1;
   // In hybrid mode a controller bound to a v1 hierarchy is listed nowhere in
   // cgroup2; nothing to reconcile. Each controller is found in one place.
-  return layout;
+  return FromHierarchies(std::move(layout.hierarchies_));
 }
 
 absl::StatusOr<CgroupLayout> CgroupLayout::FromHierarchies(

@@ -37,18 +37,45 @@ endfunction()
 
 # Tests run from the build tree; `LABELS root` marks tests that need root (they
 # GTEST_SKIP() otherwise), the rest get `unit`. BERTHD_PATH reaches tests as a macro.
-function(berth_cc_test)
-  cmake_parse_arguments(ARG "" "NAME;TIMEOUT;LOCK" "SRCS;DEPS;LABELS" ${ARGN})
-  add_executable(${ARG_NAME} ${ARG_SRCS})
-  _berth_common(${ARG_NAME})
-  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main)
-  # Test code itself is compiled without optimisation or debug info: gtest and
-  # gmock expand to a lot of code that -O2 spends most of CI's build time on,
-  # and nothing timed runs in a test (benchmarks live in bench/). The code under
-  # test comes from the libraries, built with the normal flags.
-  target_compile_options(${ARG_NAME} PRIVATE -O0 -g0)
-  target_compile_definitions(${ARG_NAME} PRIVATE
+# Test code itself is compiled without optimisation or debug info: gtest and
+# gmock expand to a lot of code that -O2 spends most of CI's build time on,
+# and nothing timed runs in a test (benchmarks live in bench/). The code under
+# test comes from the libraries, built with the normal flags.
+function(_berth_test_flags target)
+  _berth_common(${target})
+  target_compile_options(${target} PRIVATE -O0 -g0)
+  target_compile_definitions(${target} PRIVATE
     BERTHD_PATH="$<TARGET_FILE:berthd>" BERTH_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
+endfunction()
+
+# berth_test_pch(NAME cri HEADER tests/support/test_pch_cri.h DEPS ...): a target
+# holding a precompiled header that test targets reuse (berth_cc_test PCH cri),
+# built once with exactly the tests' flags. GCC refuses a header built with other
+# flags (-Winvalid-pch, an error under -Werror), so a mismatch cannot pass silently.
+function(berth_test_pch)
+  cmake_parse_arguments(ARG "" "NAME;HEADER" "DEPS" ${ARGN})
+  add_library(berth_test_pch_${ARG_NAME} OBJECT ${PROJECT_SOURCE_DIR}/tests/support/test_pch.cc)
+  _berth_test_flags(berth_test_pch_${ARG_NAME})
+  target_link_libraries(berth_test_pch_${ARG_NAME} PUBLIC ${ARG_DEPS} GTest::gmock GTest::gtest_main
+    Threads::Threads)
+  # Every test gets -pthread through gRPC or GTest; the header must too (_REENTRANT).
+  target_compile_options(berth_test_pch_${ARG_NAME} PRIVATE -pthread)
+  target_include_directories(berth_test_pch_${ARG_NAME} PUBLIC ${PROJECT_SOURCE_DIR})
+  target_precompile_headers(berth_test_pch_${ARG_NAME} PRIVATE
+    ${PROJECT_SOURCE_DIR}/${ARG_HEADER})
+endfunction()
+
+# PCH: which berth_test_pch to reuse; `base` (gtest, gmock, absl, the test
+# support headers) unless given.
+function(berth_cc_test)
+  cmake_parse_arguments(ARG "" "NAME;TIMEOUT;LOCK;PCH" "SRCS;DEPS;LABELS" ${ARGN})
+  add_executable(${ARG_NAME} ${ARG_SRCS})
+  _berth_test_flags(${ARG_NAME})
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main)
+  if(NOT ARG_PCH)
+    set(ARG_PCH base)
+  endif()
+  target_precompile_headers(${ARG_NAME} REUSE_FROM berth_test_pch_${ARG_PCH})
   set(labels unit)
   if(ARG_LABELS)
     set(labels ${ARG_LABELS})

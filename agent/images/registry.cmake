@@ -40,7 +40,7 @@ berth_cc_library(
   DEPS berth::image_store berth::image_unpack berth::image_hosts berth::image_registry
        berth::store absl::synchronization absl::strings absl::time)
 
-berth_cc_test(NAME images_root_test
+berth_cc_test(NAME images_root_test PCH cri
   SRCS images_root_test.cc
   DEPS berth::images berth::image_registry_testing berth::image_unpack_testing berth::rootfs
        berth::test_support

@@ -1,6 +1,5 @@
 // CRI mounts, the sandbox's /etc files, and devices.
 #include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "absl/strings/match.h"

@@ -7,7 +7,7 @@ berth_cc_library(
   DEPS berth::os berth::store berth::state_v1_proto berth::cri_v1_proto berth::shim_client
        absl::synchronization absl::strings absl::status absl::statusor absl::time)
 
-berth_cc_test(NAME runtime_test
+berth_cc_test(NAME runtime_test PCH cri
   SRCS runtime_test.cc
   DEPS berth::runtime berth::test_support)
 

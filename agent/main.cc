@@ -39,6 +39,10 @@ ABSL_FLAG(std::string, insecure_listen, "",
           "HOST:PORT for plain TCP without authentication; loopback addresses only");
 ABSL_FLAG(std::string, metrics_address, "127.0.0.1:9464",
           "HOST:PORT for the Prometheus /metrics endpoint; empty disables it");
+ABSL_FLAG(int, metrics_max_age, 60,
+          "seconds: a /metrics scrape serves container values read since the previous scrape "
+          "began when that was at most this long ago, then reads them again behind its answer; "
+          "0 reads every cgroup at every scrape");
 ABSL_FLAG(int, shutdown_grace, 10, "seconds in-flight calls get to finish on SIGTERM");
 ABSL_FLAG(std::string, registry_config_dir, "/etc/berth/registries.d",
           "per-registry <host>/hosts.toml: mirrors, CAs, insecure (see README)");
@@ -82,6 +86,7 @@ int Run() {
   o.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
   o.insecure_listen = absl::GetFlag(FLAGS_insecure_listen);
   o.metrics_address = absl::GetFlag(FLAGS_metrics_address);
+  o.metrics_max_age_seconds = absl::GetFlag(FLAGS_metrics_max_age);
   o.shutdown_grace_seconds = absl::GetFlag(FLAGS_shutdown_grace);
   o.registry_config_dir = absl::GetFlag(FLAGS_registry_config_dir);
   o.import_dirs = absl::GetFlag(FLAGS_import);

@@ -1,13 +1,17 @@
 #include "agent/metrics_server.h"
 
+#include <limits.h>
 #include <netdb.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -69,12 +73,37 @@ bool WriteAll(int fd, absl::string_view data) {
   return true;
 }
 
-void Respond(int fd, absl::string_view status, absl::string_view type, absl::string_view body,
-             bool head) {
+void Respond(int fd, absl::string_view status, absl::string_view type,
+             const metrics::TextPage& body, bool head) {
   std::string header =
       absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", type,
                    "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n");
-  if (WriteAll(fd, header) && !head) WriteAll(fd, body);
+  if (!WriteAll(fd, header) || head) return;
+  // The pieces as they are, up to IOV_MAX at a time.
+  std::vector<struct iovec> iov;
+  iov.reserve(std::min<size_t>(body.pieces.size(), IOV_MAX));
+  size_t next = 0;
+  while (next < body.pieces.size() || !iov.empty()) {
+    while (next < body.pieces.size() && iov.size() < IOV_MAX) {
+      absl::string_view p = body.pieces[next++];
+      if (!p.empty()) iov.push_back({const_cast<char*>(p.data()), p.size()});
+    }
+    if (iov.empty()) return;
+    struct msghdr msg {};
+    msg.msg_iov = iov.data();
+    msg.msg_iovlen = iov.size();
+    ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    // Drop what was sent; a piece sent in part keeps its rest.
+    size_t sent = static_cast<size_t>(n), done = 0;
+    while (done < iov.size() && sent >= iov[done].iov_len) sent -= iov[done++].iov_len;
+    if (done < iov.size()) {
+      iov[done].iov_base = static_cast<char*>(iov[done].iov_base) + sent;
+      iov[done].iov_len -= sent;
+    }
+    iov.erase(iov.begin(), iov.begin() + static_cast<ptrdiff_t>(done));
+  }
 }
 
 }  // namespace

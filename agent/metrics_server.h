@@ -23,13 +23,15 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "metrics/text_sink.h"
 #include "os/unique_fd.h"
 
 namespace berth {
 
 class MetricsServer {
  public:
-  using Handler = std::function<std::string()>;
+  // The page; a std::string converts.
+  using Handler = std::function<metrics::TextPage()>;
 
   // Binds `address` (HOST:PORT, port 0 for any) and starts serving.
   static absl::StatusOr<std::unique_ptr<MetricsServer>> Start(const std::string& address,

@@ -22,6 +22,10 @@ struct AgentOptions {
   // Plain TCP, loopback only, for local tools and tests.
   std::string insecure_listen;
   std::string metrics_address = "127.0.0.1:9464";  // empty: no /metrics endpoint
+  // A scrape serves container values read since the previous scrape began when
+  // that was at most this long ago, and reads them again behind its answer
+  // (metrics/collector.h); zero: every scrape reads every cgroup first.
+  int metrics_max_age_seconds = 60;
   int shutdown_grace_seconds = 10;
   // Per-registry mirrors, CAs and insecure flags (agent/images/hosts.h).
   std::string registry_config_dir = "/etc/berth/registries.d";

@@ -47,7 +47,7 @@ class AgentServer {
   absl::Status Claim();
   absl::Status Serve();
   absl::Status ServeMetrics();
-  std::string MetricsPage();
+  metrics::TextPage MetricsPage();
 
   AgentOptions options_;
   UniqueFd root_lock_;

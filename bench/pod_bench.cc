@@ -20,9 +20,11 @@
 //   2. concurrent: C clients, each on its own connection, N pods in all;
 //   3. memory: berthd's VmRSS idle and with --pods-rss pods running.
 // With --scrape 10,100,500 it runs only phase 4 instead (issue 5): pods with
-// their own network namespace, started up to each count in turn; at each, 20
-// GETs of /metrics (wall time per scrape, berthd's CPU per scrape from
-// /proc/<pid>/stat) and berthd's CPU over 5 idle seconds with no scrape.
+// their own network namespace, started up to each count in turn; at each, a
+// first GET of /metrics, then 10 more a second apart as Prometheus scrapes
+// (wall time per scrape; berthd's CPU per scrape from /proc/<pid>/stat, the
+// reads behind the answers included; how long berthd's read of every target
+// takes) and berthd's CPU over 5 idle seconds with no scrape.
 // With --cni it runs only phase 5 instead (issue 6): a bridge conflist of its
 // own (CniTestEnv: bridge `bb<hex>`, a free 10.244.x.0/24, host-local's data in
 // the temp dir, portmap, loopback) in berthd's --cni-conf-dir, and N of each of

@@ -240,27 +240,19 @@ std::vector<std::string> PageSizes(const std::string& dir, bool v2) {
   return sizes;
 }
 
-// Every non-root cgroup of a hierarchy has the same hugetlb files (one set per
-// page size the kernel supports, fixed at boot), so the sizes are listed from
-// the first cgroup read in each hierarchy rather than with a readdir per
-// cgroup per scrape. (A v2 root cgroup has none: it is never cached.)
-std::vector<std::string> CachedPageSizes(const std::string& root, const Dir& dir, bool v2) {
-  static absl::Mutex mu(absl::kConstInit);
-  static auto* cache = new std::map<std::string, std::vector<std::string>>();
-  if (dir.path == root) return PageSizes(dir.path, v2);
-  absl::MutexLock l(&mu);
-  auto it = cache->find(root);
-  if (it == cache->end()) {
-    std::vector<std::string> sizes = PageSizes(dir.path, v2);
-    if (sizes.empty()) return sizes;  // not there yet (a fake tree being filled): ask again
-    it = cache->emplace(root, std::move(sizes)).first;
-  }
-  return it->second;
+// A cgroup's hugetlb files (one set per page size the kernel supports, fixed
+// at boot; none in a v2 cgroup without the controller) are listed once per
+// cached cgroup rather than with a readdir per scrape.
+std::vector<std::string> CachedPageSizes(const Dir& dir, bool v2) {
+  if (dir.cache == nullptr) return PageSizes(dir.path, v2);
+  std::optional<std::vector<std::string>>& sizes = dir.cache->hugetlb_sizes();
+  if (!sizes) sizes = PageSizes(dir.path, v2);
+  return *sizes;
 }
 
-void ReadHugetlb(const Dir& dir, const std::string& root, bool v2, std::vector<HugetlbStats>& out) {
+void ReadHugetlb(const Dir& dir, bool v2, std::vector<HugetlbStats>& out) {
   const absl::string_view usage_file = v2 ? "current" : "usage_in_bytes";
-  for (const std::string& size : CachedPageSizes(root, dir, v2)) {
+  for (const std::string& size : CachedPageSizes(dir, v2)) {
     HugetlbStats h{size};
     const std::string base = absl::StrCat("hugetlb.", size, ".");
     h.usage = ReadParsed(dir, absl::StrCat(base, usage_file), true, ParseUint);
@@ -339,7 +331,7 @@ absl::StatusOr<CgroupStats> ReadCgroupStats(const CgroupLayout& layout,
   if (auto d = dir_for("blkio")) s.blkio = ReadBlkioV1(*d->first);
   if (auto d = dir_for("io")) s.blkio = ReadParsed(*d->first, "io.stat", true, ParseIoStat);
   if (const CgroupHierarchy* h = layout.Find("hugetlb")) {
-    ReadHugetlb(Dir(DirOf(*h, cgroup_path), &s.errors, cache), h->mount_point, h->v2, s.hugetlb);
+    ReadHugetlb(Dir(DirOf(*h, cgroup_path), &s.errors, cache), h->v2, s.hugetlb);
   }
   for (const CgroupHierarchy& h : layout.hierarchies()) {
     if (!h.v2) continue;
@@ -354,14 +346,17 @@ absl::StatusOr<CgroupStats> ReadCgroupStats(const CgroupLayout& layout,
 }
 
 absl::StatusOr<std::vector<pid_t>> ReadCgroupProcs(const CgroupLayout& layout,
-                                                   absl::string_view cgroup_path) {
+                                                   absl::string_view cgroup_path,
+                                                   CgroupFileCache* cache) {
   if (cgroup_path != "/") BERTH_RETURN_IF_ERROR(CheckCgroupPath(cgroup_path));
   const CgroupHierarchy* h = layout.Find("pids");
   if (h == nullptr) h = layout.Find("memory");
   if (h == nullptr && !layout.hierarchies().empty()) h = &layout.hierarchies()[0];
   if (h == nullptr) return absl::NotFoundError("no cgroup hierarchy");
-  const std::string path = DirOf(*h, cgroup_path) + "/cgroup.procs";
-  BERTH_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
+  const std::string dir = DirOf(*h, cgroup_path);
+  const std::string path = dir + "/cgroup.procs";
+  BERTH_ASSIGN_OR_RETURN(std::string text,
+                         cache != nullptr ? cache->Read(dir, "cgroup.procs") : ReadFile(path));
   absl::StatusOr<std::vector<pid_t>> pids = ParsePidList(text);
   if (!pids.ok()) return Annotate(pids.status(), path);
   return pids;

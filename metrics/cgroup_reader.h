@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -45,11 +46,16 @@ class CgroupFileCache {
   bool gone() const { return gone_; }
   void Clear() {
     fds_.clear();
+    hugetlb_sizes_.reset();
     gone_ = false;
   }
+  // The hugetlb page sizes this cgroup has files for, listed at its first read
+  // (an empty list too: a v2 cgroup without the hugetlb controller has none).
+  std::optional<std::vector<std::string>>& hugetlb_sizes() { return hugetlb_sizes_; }
 
  private:
   std::map<std::string, UniqueFd> fds_;  // by path
+  std::optional<std::vector<std::string>> hugetlb_sizes_;
   bool gone_ = false;
 };
 
@@ -61,6 +67,7 @@ absl::StatusOr<CgroupStats> ReadCgroupStats(const CgroupLayout& layout,
 // The processes in the cgroup: cgroup.procs of the hierarchy holding "pids",
 // else "memory", else the first hierarchy.
 absl::StatusOr<std::vector<pid_t>> ReadCgroupProcs(const CgroupLayout& layout,
-                                                   absl::string_view cgroup_path);
+                                                   absl::string_view cgroup_path,
+                                                   CgroupFileCache* cache = nullptr);
 
 }  // namespace berth::metrics

@@ -3,6 +3,8 @@
 // (one thread and several, with cached files).
 #include "metrics/collector.h"
 
+#include <fstream>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -90,7 +92,7 @@ TEST(ContainerCollectorTest, ScrapesFakeTreeAndSkipsGoneTargets) {
     ContainerTarget gone{.sample = {.cgroup_path = "/kubepods/gone"}};
     return std::vector<ContainerTarget>{live, pod, gone};
   });
-  std::string text = collector.Scrape();
+  std::string text = collector.Scrape().Join();
   EXPECT_THAT(text, HasSubstr("container_spec_memory_limit_bytes{container=\"web\",id=\"/berth/"
                               "p1/c1\",image=\"docker.io/library/busybox:1\",name=\"c1\","
                               "namespace=\"default\",pod=\"nginx\"} 268435456"));
@@ -100,7 +102,7 @@ TEST(ContainerCollectorTest, ScrapesFakeTreeAndSkipsGoneTargets) {
   EXPECT_THAT(text, Not(HasSubstr("/kubepods/gone")));
   // Files stay open for the next scrape, which reads the same.
   EXPECT_GT(sampler.open_files(), 10u);
-  EXPECT_EQ(collector.Scrape().find("container_spec_memory_limit_bytes{container=\"web\""),
+  EXPECT_EQ(collector.Scrape().Join().find("container_spec_memory_limit_bytes{container=\"web\""),
             text.find("container_spec_memory_limit_bytes{container=\"web\""));
 }
 
@@ -118,8 +120,8 @@ TEST(ContainerCollectorTest, ManyTargetsOnSeveralThreadsInOrder) {
         }
         return targets;
       },
-      /*threads=*/3);
-  std::string text = collector.Scrape();
+      {.threads = 3});
+  std::string text = collector.Scrape().Join();
   size_t type = text.find("# TYPE container_memory_usage_bytes");
   size_t last = type;
   for (int i = 0; i < 100; ++i) {
@@ -141,6 +143,85 @@ TEST(ContainerCollectorTest, RemovedCgroupIsSkippedAndItsFilesClosed) {
   targets.clear();
   collector.Scrape();
   EXPECT_EQ(sampler.open_files(), 0u);
+}
+
+// Rewrites a fake cgroup file in place, as the kernel's values change: an fd
+// the sampler keeps open sees the new text.
+void Overwrite(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+}
+
+constexpr char kUsage[] = "container_memory_usage_bytes{container=\"web\"";
+
+// The value of the first series of `family_prefix` in `page`.
+std::string ValueOf(const std::string& page, const std::string& family_prefix) {
+  size_t at = page.find(family_prefix);
+  if (at == std::string::npos) return "";
+  at = page.find("} ", at) + 2;
+  return page.substr(at, page.find('\n', at) - at);
+}
+
+TEST(ContainerCollectorTest, AScrapeServesTheValuesReadBehindThePreviousOne) {
+  V2Tree tree;
+  berth::testing::TempDir proc;
+  Sampler sampler(tree.layout(), {.proc_root = proc.path()});
+  std::vector<ContainerTarget> targets = {{.sample = {.cgroup_path = kCgroup}, .labels = Labels()}};
+  ContainerCollector collector(sampler, [&] { return targets; });
+  Overwrite(tree.Dir() + "/memory.current", "100\n");
+  // Nothing read yet: the first scrape reads before answering, and starts no read behind.
+  EXPECT_EQ(ValueOf(collector.Scrape().Join(), kUsage), "100");
+  Overwrite(tree.Dir() + "/memory.current", "200\n");
+  // The second serves what the first read (younger than one scrape interval),
+  // then reads again behind its answer; the third serves that.
+  EXPECT_EQ(ValueOf(collector.Scrape().Join(), kUsage), "100");
+  collector.AwaitReadBehind();
+  EXPECT_EQ(ValueOf(collector.Scrape().Join(), kUsage), "200");
+  // A new target is read before answering; a removed one is gone at once.
+  targets.push_back({.sample = {.cgroup_path = kCgroup},
+                     .labels = {.container = "new", .id = "/berth/p1/c2", .name = "c2"}});
+  std::string page = collector.Scrape().Join();
+  EXPECT_THAT(page, HasSubstr("container_memory_usage_bytes{container=\"new\""));
+  targets.erase(targets.begin());
+  collector.AwaitReadBehind();
+  page = collector.Scrape().Join();
+  EXPECT_THAT(page, Not(HasSubstr(kUsage)));
+  EXPECT_THAT(page, HasSubstr("container_memory_usage_bytes{container=\"new\""));
+  // How long the last read of every target took.
+  EXPECT_THAT(page, HasSubstr("\nberth_container_metrics_read_seconds "));
+}
+
+TEST(ContainerCollectorTest, NoMaxAgeReadsEverythingAtEveryScrape) {
+  V2Tree tree;
+  berth::testing::TempDir proc;
+  Sampler sampler(tree.layout(), {.proc_root = proc.path()});
+  ContainerCollector collector(sampler,
+                               [] {
+                                 return std::vector<ContainerTarget>{
+                                     {.sample = {.cgroup_path = kCgroup}, .labels = Labels()}};
+                               },
+                               {.max_age = absl::ZeroDuration()});
+  Overwrite(tree.Dir() + "/memory.current", "100\n");
+  EXPECT_EQ(ValueOf(collector.Scrape().Join(), kUsage), "100");
+  Overwrite(tree.Dir() + "/memory.current", "300\n");
+  EXPECT_EQ(ValueOf(collector.Scrape().Join(), kUsage), "300");
+}
+
+TEST(ContainerCollectorTest, AScrapeLongAfterThePreviousOneReadsFirst) {
+  V2Tree tree;
+  berth::testing::TempDir proc;
+  Sampler sampler(tree.layout(), {.proc_root = proc.path()});
+  ContainerCollector collector(sampler,
+                               [] {
+                                 return std::vector<ContainerTarget>{
+                                     {.sample = {.cgroup_path = kCgroup}, .labels = Labels()}};
+                               },
+                               {.max_age = absl::Milliseconds(50)});
+  Overwrite(tree.Dir() + "/memory.current", "100\n");
+  EXPECT_EQ(ValueOf(collector.Scrape().Join(), kUsage), "100");
+  Overwrite(tree.Dir() + "/memory.current", "400\n");
+  absl::SleepFor(absl::Milliseconds(100));  // more than max_age: the old values are not served
+  EXPECT_EQ(ValueOf(collector.Scrape().Join(), kUsage), "400");
 }
 
 }  // namespace

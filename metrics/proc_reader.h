@@ -41,4 +41,8 @@ ProcessStats ReadProcessStats(const std::vector<pid_t>& pids, absl::string_view 
 absl::StatusOr<std::vector<NetInterfaceStats>> ReadNetDev(pid_t pid,
                                                           absl::string_view proc_root = "/proc");
 
+// The number of open fds in a /proc/<pid>/fd directory: its size where the
+// kernel reports it (Linux >= 6.2, one stat instead of a listing), else listed.
+absl::StatusOr<uint64_t> CountOpenFds(const std::string& fd_dir);
+
 }  // namespace berth::metrics

@@ -2,6 +2,7 @@
 // this process's own /proc entry.
 #include "metrics/proc_reader.h"
 
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -74,6 +75,27 @@ TEST(ReadNetDevTest, OwnProcess) {
   auto ifaces = ReadNetDev(::getpid());
   ASSERT_THAT(ifaces, IsOk());
   for (const NetInterfaceStats& i : *ifaces) EXPECT_NE(i.name, "lo");
+}
+
+TEST(CountOpenFdsTest, CountsTheRealFdDirAndAFakeOne) {
+  // procfs: the count the kernel reports (or a listing on kernels before 6.2);
+  // a listing holds one more fd of its own while it runs.
+  absl::StatusOr<std::vector<std::string>> listed = ListDir("/proc/self/fd");
+  ASSERT_TRUE(listed.ok());
+  absl::StatusOr<uint64_t> counted = CountOpenFds("/proc/self/fd");
+  ASSERT_TRUE(counted.ok()) << counted.status();
+  EXPECT_GE(*counted + 1, listed->size());
+  EXPECT_LE(*counted, listed->size());
+  int extra = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+  ASSERT_GE(extra, 0);
+  EXPECT_EQ(*CountOpenFds("/proc/self/fd"), *counted + 1);
+  ::close(extra);
+  // Anywhere else the entries are listed.
+  berth::testing::TempDir fake;
+  for (const char* name : {"0", "1", "7"}) {
+    ASSERT_EQ(::symlink("/dev/null", fake.Join(name).c_str()), 0);
+  }
+  EXPECT_EQ(*CountOpenFds(fake.path()), 3u);
 }
 
 }  // namespace

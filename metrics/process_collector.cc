@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "metrics/proc_reader.h"
 #include "metrics/sampler.h"
 #include "os/files.h"
 #include "os/status.h"
@@ -65,9 +66,10 @@ absl::StatusOr<SelfStats> ReadSelfStats(absl::string_view proc_root) {
   s.start_time_seconds = btime + Field(f, 22) / ticks;
   s.virtual_bytes = Field(f, 23);
   s.resident_bytes = Field(f, 24) * page;
-  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> fds,
-                         ListDir(absl::StrCat(proc_root, "/self/fd")));
-  s.open_fds = static_cast<double>(fds.size());
+  // berthd keeps cgroup files open between scrapes (Sampler), thousands of
+  // them on a busy node: counted, not listed.
+  BERTH_ASSIGN_OR_RETURN(uint64_t fds, CountOpenFds(absl::StrCat(proc_root, "/self/fd")));
+  s.open_fds = static_cast<double>(fds);
   absl::StatusOr<std::string> limits = ReadFile(absl::StrCat(proc_root, "/self/limits"));
   if (limits.ok()) {
     absl::StatusOr<uint64_t> nofile = ParseNofileSoft(*limits);

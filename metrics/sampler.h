@@ -16,6 +16,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -77,7 +78,11 @@ class Sampler {
                                                 std::vector<absl::Status>& errors);
   std::string DeviceName(dev_t dev);
   struct Files;
+  // files->mu held when files is given.
   std::optional<uint64_t> NofileSoft(pid_t pid, Files* files);
+  // At most this many files of one target are kept open (a v1 cgroup in every
+  // hierarchy, cgroup.procs, a pod's net/dev): what a new entry must fit in.
+  static constexpr size_t kMaxFilesPerTarget = 40;
 
   const CgroupLayout layout_;
   const SamplerOptions options_;
@@ -90,8 +95,18 @@ class Sampler {
   std::map<dev_t, std::string> devices_ ABSL_GUARDED_BY(mu_);
   // Per cgroup path; each entry's mutex keeps one reader at a time on it.
   struct Files {
+    explicit Files(std::atomic<size_t>* total) : open_total(total) {}
+    ~Files() { *open_total -= counted; }
+    // Adds the change in this entry's open files to the sampler's total.
+    void Count() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+      const size_t now = cache.size();
+      *open_total += now - counted;
+      counted = now;
+    }
+    std::atomic<size_t>* const open_total;
     absl::Mutex mu;
     CgroupFileCache cache ABSL_GUARDED_BY(mu);
+    size_t counted ABSL_GUARDED_BY(mu) = 0;  // in open_total
     // RLIMIT_NOFILE soft of the first process, read once per process.
     pid_t nofile_pid ABSL_GUARDED_BY(mu) = 0;
     uint64_t nofile ABSL_GUARDED_BY(mu) = 0;
@@ -99,6 +114,9 @@ class Sampler {
   mutable absl::Mutex files_mu_;
   std::map<std::string, std::shared_ptr<Files>> files_ ABSL_GUARDED_BY(files_mu_);
   size_t max_open_files_;
+  // Files open in all entries of files_ (each adds its own; its destructor,
+  // after the last reader lets go, takes them back).
+  std::atomic<size_t> open_total_{0};
 };
 
 // Bytes (allocated blocks, as du(1)) and inodes under `dir`, hard links

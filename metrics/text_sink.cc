@@ -78,23 +78,42 @@ void TextSink::Merge(TextSink&& other) {
 }
 
 std::string TextSink::Finish(bool scrape_error) && {
-  size_t size = 256;
-  for (const std::string& f : families_) size += f.size() + 256;
+  return Compose(TextPage(), {this}, scrape_error).Join();
+}
+
+size_t TextPage::size() const {
+  size_t n = 0;
+  for (absl::string_view p : pieces) n += p.size();
+  return n;
+}
+
+std::string TextPage::Join() const {
   std::string out;
-  out.reserve(size);
-  for (int i = 0; i < kFamilyCount; ++i) {
-    if (families_[i].empty()) continue;
-    const FamilySpec& spec = Spec(static_cast<Family>(i));
-    absl::StrAppend(&out, "# HELP ", spec.name, " ", spec.help, "\n# TYPE ", spec.name,
-                    spec.type == MetricType::kCounter ? " counter\n" : " gauge\n");
-    out.append(families_[i]);
-  }
-  absl::StrAppend(&out,
-                  "# HELP container_scrape_error 1 if there was an error while getting container "
-                  "metrics, 0 otherwise\n# TYPE container_scrape_error gauge\n"
-                  "container_scrape_error ",
-                  scrape_error ? 1 : 0, "\n");
+  out.reserve(size());
+  for (absl::string_view p : pieces) out.append(p.data(), p.size());
   return out;
+}
+
+TextPage TextSink::Compose(TextPage head, const std::vector<const TextSink*>& sinks,
+                           bool scrape_error, std::string tail) {
+  TextPage page = std::move(head);
+  for (int i = 0; i < kFamilyCount; ++i) {
+    bool any = false;
+    for (const TextSink* sink : sinks) any = any || !sink->families_[i].empty();
+    if (!any) continue;
+    const FamilySpec& spec = Spec(static_cast<Family>(i));
+    page.Add(absl::StrCat("# HELP ", spec.name, " ", spec.help, "\n# TYPE ", spec.name,
+                          spec.type == MetricType::kCounter ? " counter\n" : " gauge\n"));
+    for (const TextSink* sink : sinks) {
+      if (!sink->families_[i].empty()) page.pieces.push_back(sink->families_[i]);
+    }
+  }
+  page.Add(
+      absl::StrCat("# HELP container_scrape_error 1 if there was an error while getting container "
+                   "metrics, 0 otherwise\n# TYPE container_scrape_error gauge\n"
+                   "container_scrape_error ",
+                   scrape_error ? 1 : 0, "\n", tail));
+  return page;
 }
 
 }  // namespace berth::metrics

@@ -11,7 +11,9 @@
 //   std::string page = std::move(sink).Finish(/*scrape_error=*/false);
 #pragma once
 
+#include <deque>
 #include <initializer_list>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,25 @@
 #include "metrics/families.h"
 
 namespace berth::metrics {
+
+// A page of text in pieces, sent as they are (writev) rather than joined into
+// one buffer: at 500 pods the container families are ~11 MB, most of it
+// already in the targets' sinks kept from the last read.
+struct TextPage {
+  TextPage() = default;
+  TextPage(std::string text) { Add(std::move(text)); }         // NOLINT: implicit
+  TextPage(const char* text) : TextPage(std::string(text)) {}  // NOLINT: implicit
+  void Add(std::string text) {
+    owned.push_back(std::move(text));
+    pieces.push_back(owned.back());
+  }
+  size_t size() const;
+  std::string Join() const;
+
+  std::vector<std::shared_ptr<const void>> keep;  // owners of pieces not in `owned`
+  std::deque<std::string> owned;                  // a deque: pieces stay where they are
+  std::vector<absl::string_view> pieces;
+};
 
 class TextSink : public SampleSink {
  public:
@@ -31,6 +52,12 @@ class TextSink : public SampleSink {
   // Every family with samples, with its HELP and TYPE lines, then
   // container_scrape_error (cAdvisor's: 1 when a read failed).
   std::string Finish(bool scrape_error) &&;
+  // The page of several sinks: `head`, then each family's HELP and TYPE once
+  // with every sink's samples of it in order, then container_scrape_error,
+  // then `tail`. The sinks' text is referred to, not copied: they must outlive
+  // the page (or be in its `keep`).
+  static TextPage Compose(TextPage head, const std::vector<const TextSink*>& sinks,
+                          bool scrape_error, std::string tail = "");
 
  private:
   std::vector<std::string> families_;

@@ -60,14 +60,18 @@ absl::StatusOr<std::unique_ptr<CriService>> CriService::Create(AgentOptions opti
     BERTH_LOG(WARNING) << "no cgroups: pods cannot run: " << cri->cgroups_.status();
   } else {
     cri->sampler_ = std::make_unique<metrics::Sampler>(*cri->cgroups_);
-    cri->collector_ = std::make_unique<metrics::ContainerCollector>(*cri->sampler_, [self] {
-      std::vector<metrics::ContainerTarget> targets;
-      for (PodTargets& pod : self->LiveTargets()) {
-        targets.push_back(std::move(pod.pod));
-        for (metrics::ContainerTarget& c : pod.containers) targets.push_back(std::move(c));
-      }
-      return targets;
-    });
+    cri->collector_ = std::make_unique<metrics::ContainerCollector>(
+        *cri->sampler_,
+        [self] {
+          std::vector<metrics::ContainerTarget> targets;
+          for (PodTargets& pod : self->LiveTargets()) {
+            targets.push_back(std::move(pod.pod));
+            for (metrics::ContainerTarget& c : pod.containers) targets.push_back(std::move(c));
+          }
+          return targets;
+        },
+        metrics::CollectorOptions{.max_age =
+                                      absl::Seconds(std::max(0, o.metrics_max_age_seconds))});
   }
   for (const char* sub : {"/sandboxes", "/containers"}) {
     BERTH_RETURN_IF_ERROR(MakeDirs(o.state_dir + sub, 0700));

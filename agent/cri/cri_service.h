@@ -103,9 +103,10 @@ class CriService {
 
   // What /metrics serves beside the gRPC families: berthd's process metrics
   // and counts by state (metrics_targets.cc), and the container_* families as
-  // text (ScrapeContainers; "" without cgroups).
+  // text (ScrapeContainers; `head` alone without cgroups).
   std::vector<std::shared_ptr<prometheus::Collectable>> Collectables();
-  std::string ScrapeContainers();
+  // `head` (the agent's own families) comes first in the same buffer.
+  metrics::TextPage ScrapeContainers(metrics::TextPage head);
 
   absl::StatusOr<runtime::v1::VersionResponse> Version(const runtime::v1::VersionRequest& request);
   absl::StatusOr<runtime::v1::StatusResponse> Status(const runtime::v1::StatusRequest& request);

@@ -29,6 +29,12 @@ struct TextPage {
   TextPage() = default;
   TextPage(std::string text) { Add(std::move(text)); }         // NOLINT: implicit
   TextPage(const char* text) : TextPage(std::string(text)) {}  // NOLINT: implicit
+  // Moves keep the pieces valid (a deque's elements stay put); a copy would
+  // point into the original's strings.
+  TextPage(TextPage&&) = default;
+  TextPage& operator=(TextPage&&) = default;
+  TextPage(const TextPage&) = delete;
+  TextPage& operator=(const TextPage&) = delete;
   void Add(std::string text) {
     owned.push_back(std::move(text));
     pieces.push_back(owned.back());

@@ -121,7 +121,8 @@ std::vector<std::shared_ptr<prometheus::Collectable>> CriService::Collectables()
 }
 
 metrics::TextPage CriService::ScrapeContainers(metrics::TextPage head) {
-  return collector_ == nullptr ? head : collector_->Scrape(std::move(head));
+  if (collector_ == nullptr) return head;
+  return collector_->Scrape(std::move(head));
 }
 
 }  // namespace berth

@@ -78,10 +78,14 @@ void Respond(int fd, absl::string_view status, absl::string_view type,
   std::string header =
       absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", type,
                    "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n");
-  if (!WriteAll(fd, header) || head) return;
-  // The pieces as they are, up to IOV_MAX at a time.
+  if (head) {
+    WriteAll(fd, header);
+    return;
+  }
+  // The header and the pieces as they are, up to IOV_MAX at a time.
   std::vector<struct iovec> iov;
-  iov.reserve(std::min<size_t>(body.pieces.size(), IOV_MAX));
+  iov.reserve(std::min<size_t>(body.pieces.size() + 1, IOV_MAX));
+  iov.push_back({header.data(), header.size()});
   size_t next = 0;
   while (next < body.pieces.size() || !iov.empty()) {
     while (next < body.pieces.size() && iov.size() < IOV_MAX) {

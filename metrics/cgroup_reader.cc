@@ -346,17 +346,14 @@ absl::StatusOr<CgroupStats> ReadCgroupStats(const CgroupLayout& layout,
 }
 
 absl::StatusOr<std::vector<pid_t>> ReadCgroupProcs(const CgroupLayout& layout,
-                                                   absl::string_view cgroup_path,
-                                                   CgroupFileCache* cache) {
+                                                   absl::string_view cgroup_path) {
   if (cgroup_path != "/") BERTH_RETURN_IF_ERROR(CheckCgroupPath(cgroup_path));
   const CgroupHierarchy* h = layout.Find("pids");
   if (h == nullptr) h = layout.Find("memory");
   if (h == nullptr && !layout.hierarchies().empty()) h = &layout.hierarchies()[0];
   if (h == nullptr) return absl::NotFoundError("no cgroup hierarchy");
-  const std::string dir = DirOf(*h, cgroup_path);
-  const std::string path = dir + "/cgroup.procs";
-  BERTH_ASSIGN_OR_RETURN(std::string text,
-                         cache != nullptr ? cache->Read(dir, "cgroup.procs") : ReadFile(path));
+  const std::string path = DirOf(*h, cgroup_path) + "/cgroup.procs";
+  BERTH_ASSIGN_OR_RETURN(std::string text, ReadFile(path));
   absl::StatusOr<std::vector<pid_t>> pids = ParsePidList(text);
   if (!pids.ok()) return Annotate(pids.status(), path);
   return pids;

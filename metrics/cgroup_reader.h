@@ -66,8 +66,9 @@ absl::StatusOr<CgroupStats> ReadCgroupStats(const CgroupLayout& layout,
 
 // The processes in the cgroup: cgroup.procs of the hierarchy holding "pids",
 // else "memory", else the first hierarchy.
+// Read afresh at each call: on v1 a kept-open cgroup.procs serves the pid list
+// the kernel built for it up to a second earlier.
 absl::StatusOr<std::vector<pid_t>> ReadCgroupProcs(const CgroupLayout& layout,
-                                                   absl::string_view cgroup_path,
-                                                   CgroupFileCache* cache = nullptr);
+                                                   absl::string_view cgroup_path);
 
 }  // namespace berth::metrics

@@ -56,9 +56,9 @@ ContainerCollector::Entries ContainerCollector::Read(const std::vector<Container
   auto work = [&](size_t t) {
     for (size_t i = n * t / threads; i < n * (t + 1) / threads; ++i) {
       const ContainerTarget& target = targets[which[i]];
-      absl::StatusOr<ContainerSample> sample = sampler_.Sample(target.sample);
       auto entry = std::make_shared<Entry>();
-      entry->at = absl::Now();
+      entry->at = absl::Now();  // before the read: its values are no older
+      absl::StatusOr<ContainerSample> sample = sampler_.Sample(target.sample);
       if (!sample.ok()) {
         // Gone between listing and reading: the container exited and was cleaned up.
         if (sample.status().code() == absl::StatusCode::kNotFound) continue;
@@ -84,35 +84,37 @@ ContainerCollector::Entries ContainerCollector::Read(const std::vector<Container
 }
 
 void ContainerCollector::Store(const std::vector<ContainerTarget>& targets,
-                               const std::vector<size_t>& which, const Entries& read) {
+                               const std::vector<size_t>& which, const Entries& read, bool add) {
   for (size_t i = 0; i < which.size(); ++i) {
-    const std::string key = Key(targets[which[i]]);
+    auto it = entries_.find(Key(targets[which[i]]));
+    // A read behind adds no target (a later scrape may have dropped it); and
+    // no read replaces a newer one: a scrape's reads and a read behind may
+    // finish in either order.
     if (read[i] == nullptr) {
-      entries_.erase(key);
-    } else {
-      entries_[key] = read[i];
+      if (it != entries_.end()) entries_.erase(it);
+    } else if (it == entries_.end()) {
+      if (add) entries_.emplace(Key(targets[which[i]]), read[i]);
+    } else if (it->second->at < read[i]->at) {
+      it->second = read[i];
     }
   }
 }
 
 void ContainerCollector::ReadBehind(std::vector<ContainerTarget> targets) {
-  std::vector<size_t> all(targets.size());
-  for (size_t i = 0; i < all.size(); ++i) all[i] = i;
   const absl::Time start = absl::Now();
+  std::vector<size_t> all;
+  {
+    // Not a target a later scrape dropped: its files would be opened again.
+    absl::MutexLock l(&mu_);
+    for (size_t i = 0; i < targets.size(); ++i) {
+      if (entries_.count(Key(targets[i])) > 0) all.push_back(i);
+    }
+  }
   Entries read = Read(targets, all);
   absl::MutexLock l(&mu_);
   last_read_ = absl::Now() - start;
   // Only targets the latest scrape still listed: one removed meanwhile stays gone.
-  std::vector<size_t> keep;
-  Entries kept;
-  for (size_t i = 0; i < targets.size(); ++i) {
-    auto it = entries_.find(Key(targets[i]));
-    // Kept only while listed, and never over a newer read (a scrape's own).
-    if (it == entries_.end() || (read[i] != nullptr && it->second->at >= read[i]->at)) continue;
-    keep.push_back(i);
-    kept.push_back(read[i]);
-  }
-  Store(targets, keep, kept);
+  Store(targets, all, read, /*add=*/false);
   reading_ = false;
 }
 
@@ -164,7 +166,7 @@ TextPage ContainerCollector::Scrape(TextPage head) {
     for (auto it = entries_.begin(); it != entries_.end();) {
       it = keys.count(it->first) > 0 ? std::next(it) : entries_.erase(it);
     }
-    Store(targets, missing, read);
+    Store(targets, missing, read, /*add=*/true);
     if (missing.size() == targets.size()) last_read_ = absl::Now() - start;
     // Served earlier values: read everything again for the next scrape.
     if (missing.size() < targets.size() && !reading_ && !stopping_) {

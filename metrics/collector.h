@@ -3,7 +3,7 @@
 // (sampler.h) and written out (families.h, text_sink.h).
 //
 //   ContainerCollector collector(sampler, [&] { return Targets(); });
-//   std::string page = collector.Scrape();
+//   TextPage page = collector.Scrape();  // pieces; page.Join() for one string
 //
 // Read behind the scrape: a scrape answers with each target's values as read
 // at or after the previous scrape began, so no value is older than one scrape
@@ -74,7 +74,7 @@ class ContainerCollector {
   // The background read after a scrape that served earlier values.
   void ReadBehind(std::vector<ContainerTarget> targets);
   void Store(const std::vector<ContainerTarget>& targets, const std::vector<size_t>& which,
-             const Entries& read) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+             const Entries& read, bool add) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Logs the first read error of a scrape, at most once a minute: a file that
   // keeps failing must not flood the log at every scrape.
   void LogError(const std::string& id, const absl::Status& error) const;

@@ -14,7 +14,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/cleanup/cleanup.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -206,7 +205,10 @@ void Sampler::Forget(const SampleTarget& target) {
 }
 
 std::optional<uint64_t> Sampler::NofileSoft(pid_t pid, Files* files) {
-  if (files != nullptr && files->nofile_pid == pid) return files->nofile;
+  if (files != nullptr) {
+    absl::MutexLock l(&files->mu);
+    if (files->nofile_pid == pid) return files->nofile;
+  }
   absl::StatusOr<std::string> limits =
       ReadFile(absl::StrCat(options_.proc_root, "/", pid, "/limits"));
   if (!limits.ok()) return std::nullopt;
@@ -216,26 +218,12 @@ std::optional<uint64_t> Sampler::NofileSoft(pid_t pid, Files* files) {
     // Read once per process (a new first pid is read again): a limit set
     // later with setrlimit/prlimit by the process itself is not seen. This is
     // the one value of a scrape that may be older than the scrape.
+    absl::MutexLock l(&files->mu);
     files->nofile_pid = pid;
     files->nofile = *soft;
   }
   return *soft;
 }
-
-namespace {
-
-// ReadNetDev through a target's open files: the pod's /proc/<pid>/net/dev
-// stays open between samples like its cgroup files.
-absl::StatusOr<std::vector<NetInterfaceStats>> ReadNetDevCached(const std::string& proc_root,
-                                                                pid_t pid, CgroupFileCache& cache) {
-  const std::string dir = absl::StrCat(proc_root, "/", pid, "/net");
-  BERTH_ASSIGN_OR_RETURN(std::string text, cache.Read(dir, "dev"));
-  absl::StatusOr<std::vector<NetInterfaceStats>> ifaces = ParseNetDev(text);
-  if (!ifaces.ok()) return Annotate(ifaces.status(), dir + "/dev");
-  return ifaces;
-}
-
-}  // namespace
 
 absl::StatusOr<ContainerSample> Sampler::Sample(const SampleTarget& target) {
   ContainerSample s;
@@ -252,19 +240,14 @@ absl::StatusOr<ContainerSample> Sampler::Sample(const SampleTarget& target) {
           files_.emplace(target.cgroup_path, std::make_shared<Files>(&open_total_)).first->second;
     }
   }
-  // The entry's lock is held for the whole sample: its cache serves the cgroup
-  // files, cgroup.procs and the pod's net/dev alike.
-  std::optional<absl::MutexLock> lock;
-  CgroupFileCache* cache = nullptr;
   if (files != nullptr) {
-    lock.emplace(&files->mu);
-    cache = &files->cache;
-  }
-  absl::Cleanup count = [&] {
-    if (files != nullptr) files->Count();
-  };
-  if (files != nullptr) {
-    BERTH_ASSIGN_OR_RETURN(s.cgroup, ReadCgroupStats(layout_, target.cgroup_path, cache));
+    // The entry's lock covers its cached files only: not the process and
+    // layer walks below, which a CRI stats call on the same target need not
+    // wait behind.
+    absl::MutexLock l(&files->mu);
+    absl::StatusOr<CgroupStats> stats = ReadCgroupStats(layout_, target.cgroup_path, &files->cache);
+    files->Count();
+    BERTH_ASSIGN_OR_RETURN(s.cgroup, std::move(stats));
   } else {
     BERTH_ASSIGN_OR_RETURN(s.cgroup, ReadCgroupStats(layout_, target.cgroup_path));
   }
@@ -274,7 +257,7 @@ absl::StatusOr<ContainerSample> Sampler::Sample(const SampleTarget& target) {
     }
   }
   if (!target.pod) {
-    absl::StatusOr<std::vector<pid_t>> pids = ReadCgroupProcs(layout_, target.cgroup_path, cache);
+    absl::StatusOr<std::vector<pid_t>> pids = ReadCgroupProcs(layout_, target.cgroup_path);
     if (pids.ok()) {
       s.processes = ReadProcessStats(*pids, options_.proc_root,
                                      /*threads=*/!s.cgroup.pids.current.has_value());
@@ -287,8 +270,7 @@ absl::StatusOr<ContainerSample> Sampler::Sample(const SampleTarget& target) {
     if (!target.upper_dir.empty()) s.fs = LayerUsage(target.upper_dir, s.cgroup.errors);
   } else if (target.net_pid > 0) {
     absl::StatusOr<std::vector<NetInterfaceStats>> net =
-        cache != nullptr ? ReadNetDevCached(options_.proc_root, target.net_pid, *cache)
-                         : ReadNetDev(target.net_pid, options_.proc_root);
+        ReadNetDev(target.net_pid, options_.proc_root);
     if (net.ok()) {
       s.network = *std::move(net);
     } else if (net.status().code() != absl::StatusCode::kNotFound) {

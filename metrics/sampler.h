@@ -78,10 +78,9 @@ class Sampler {
                                                 std::vector<absl::Status>& errors);
   std::string DeviceName(dev_t dev);
   struct Files;
-  // files->mu held when files is given.
   std::optional<uint64_t> NofileSoft(pid_t pid, Files* files);
   // At most this many files of one target are kept open (a v1 cgroup in every
-  // hierarchy, cgroup.procs, a pod's net/dev): what a new entry must fit in.
+  // hierarchy): what a new entry must fit in.
   static constexpr size_t kMaxFilesPerTarget = 40;
 
   const CgroupLayout layout_;
@@ -111,12 +110,13 @@ class Sampler {
     pid_t nofile_pid ABSL_GUARDED_BY(mu) = 0;
     uint64_t nofile ABSL_GUARDED_BY(mu) = 0;
   };
+  // Files open in all entries of files_ (each adds its own; its destructor,
+  // after the last reader lets go, takes them back). Declared first: the
+  // entries' destructors use it.
+  std::atomic<size_t> open_total_{0};
   mutable absl::Mutex files_mu_;
   std::map<std::string, std::shared_ptr<Files>> files_ ABSL_GUARDED_BY(files_mu_);
   size_t max_open_files_;
-  // Files open in all entries of files_ (each adds its own; its destructor,
-  // after the last reader lets go, takes them back).
-  std::atomic<size_t> open_total_{0};
 };
 
 // Bytes (allocated blocks, as du(1)) and inodes under `dir`, hard links

@@ -63,6 +63,9 @@ grpc::Status HealthService::Watch(grpc::ServerContext* context, const HealthChec
       mu_.Lock();
       if (!ok) break;  // The client went away.
       sent = now;
+      // Look again before ending: a Shutdown while the lock was released for
+      // the write changed the status, and the watcher must see NOT_SERVING.
+      continue;
     }
     if (shutdown_ || context->IsCancelled()) break;
     // Wakes on a change, else re-checks cancellation every 200 ms.

@@ -4,6 +4,7 @@
 #include "metrics/collector.h"
 
 #include <fstream>
+#include <utility>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -191,7 +192,9 @@ TEST(ContainerCollectorTest, AScrapeServesTheValuesReadBehindThePreviousOne) {
   EXPECT_THAT(page, HasSubstr("\nberth_container_metrics_read_seconds "));
 }
 
-TEST(ContainerCollectorTest, NoMaxAgeReadsEverythingAtEveryScrape) {
+// The usage two scrapes `pause` apart show, with memory.current 100 before the
+// first and 200 before the second.
+std::pair<std::string, std::string> TwoScrapes(absl::Duration max_age, absl::Duration pause) {
   V2Tree tree;
   berth::testing::TempDir proc;
   Sampler sampler(tree.layout(), {.proc_root = proc.path()});
@@ -200,28 +203,22 @@ TEST(ContainerCollectorTest, NoMaxAgeReadsEverythingAtEveryScrape) {
                                  return std::vector<ContainerTarget>{
                                      {.sample = {.cgroup_path = kCgroup}, .labels = Labels()}};
                                },
-                               {.max_age = absl::ZeroDuration()});
+                               {.max_age = max_age});
   Overwrite(tree.Dir() + "/memory.current", "100\n");
-  EXPECT_EQ(ValueOf(collector.Scrape().Join(), kUsage), "100");
-  Overwrite(tree.Dir() + "/memory.current", "300\n");
-  EXPECT_EQ(ValueOf(collector.Scrape().Join(), kUsage), "300");
+  std::string first = ValueOf(collector.Scrape().Join(), kUsage);
+  Overwrite(tree.Dir() + "/memory.current", "200\n");
+  absl::SleepFor(pause);
+  return {first, ValueOf(collector.Scrape().Join(), kUsage)};
 }
 
-TEST(ContainerCollectorTest, AScrapeLongAfterThePreviousOneReadsFirst) {
-  V2Tree tree;
-  berth::testing::TempDir proc;
-  Sampler sampler(tree.layout(), {.proc_root = proc.path()});
-  ContainerCollector collector(sampler,
-                               [] {
-                                 return std::vector<ContainerTarget>{
-                                     {.sample = {.cgroup_path = kCgroup}, .labels = Labels()}};
-                               },
-                               {.max_age = absl::Milliseconds(50)});
-  Overwrite(tree.Dir() + "/memory.current", "100\n");
-  EXPECT_EQ(ValueOf(collector.Scrape().Join(), kUsage), "100");
-  Overwrite(tree.Dir() + "/memory.current", "400\n");
-  absl::SleepFor(absl::Milliseconds(100));  // more than max_age: the old values are not served
-  EXPECT_EQ(ValueOf(collector.Scrape().Join(), kUsage), "400");
+TEST(ContainerCollectorTest, WhenAScrapeReadsBeforeAnswering) {
+  using Values = std::pair<std::string, std::string>;
+  // Soon after the previous scrape: what was read then (at most one interval old).
+  EXPECT_EQ(TwoScrapes(absl::Minutes(1), absl::ZeroDuration()), Values("100", "100"));
+  // No max age: every scrape reads first.
+  EXPECT_EQ(TwoScrapes(absl::ZeroDuration(), absl::ZeroDuration()), Values("100", "200"));
+  // Longer after the previous scrape than the max age: the old values are not served.
+  EXPECT_EQ(TwoScrapes(absl::Milliseconds(50), absl::Milliseconds(100)), Values("100", "200"));
 }
 
 }  // namespace

@@ -154,6 +154,11 @@ void MetricsServer::Serve(int fd) {
   struct timeval timeout = {5, 0};
   ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
+  // A page of 500 pods is ~11 MB: a larger send buffer (the kernel caps it at
+  // net.core.wmem_max) means fewer sender/receiver round trips (pod_bench:
+  // scrape p50 ~50 -> ~40 ms).
+  int sndbuf = 4 << 20;
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
   std::string request;
   char buf[4096];
   while (request.find("\r\n\r\n") == std::string::npos &&

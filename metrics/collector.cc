@@ -18,6 +18,13 @@ std::string Key(const ContainerTarget& t) {
   return absl::StrCat(t.sample.cgroup_path, "\n", t.labels.id, "\n", t.labels.name);
 }
 
+std::vector<std::string> Keys(const std::vector<ContainerTarget>& targets) {
+  std::vector<std::string> keys;
+  keys.reserve(targets.size());
+  for (const ContainerTarget& t : targets) keys.push_back(Key(t));
+  return keys;
+}
+
 }  // namespace
 
 ContainerCollector::~ContainerCollector() {
@@ -83,17 +90,17 @@ ContainerCollector::Entries ContainerCollector::Read(const std::vector<Container
   return out;
 }
 
-void ContainerCollector::Store(const std::vector<ContainerTarget>& targets,
+void ContainerCollector::Store(const std::vector<std::string>& keys,
                                const std::vector<size_t>& which, const Entries& read, bool add) {
   for (size_t i = 0; i < which.size(); ++i) {
-    auto it = entries_.find(Key(targets[which[i]]));
+    auto it = entries_.find(keys[which[i]]);
     // A read behind adds no target (a later scrape may have dropped it); and
     // no read replaces a newer one: a scrape's reads and a read behind may
     // finish in either order.
     if (read[i] == nullptr) {
       if (it != entries_.end()) entries_.erase(it);
     } else if (it == entries_.end()) {
-      if (add) entries_.emplace(Key(targets[which[i]]), read[i]);
+      if (add) entries_.emplace(keys[which[i]], read[i]);
     } else if (it->second->at < read[i]->at) {
       it->second = read[i];
     }
@@ -102,24 +109,26 @@ void ContainerCollector::Store(const std::vector<ContainerTarget>& targets,
 
 void ContainerCollector::ReadBehind(std::vector<ContainerTarget> targets) {
   const absl::Time start = absl::Now();
+  const std::vector<std::string> keys = Keys(targets);
   std::vector<size_t> all;
   {
     // Not a target a later scrape dropped: its files would be opened again.
     absl::MutexLock l(&mu_);
     for (size_t i = 0; i < targets.size(); ++i) {
-      if (entries_.count(Key(targets[i])) > 0) all.push_back(i);
+      if (entries_.count(keys[i]) > 0) all.push_back(i);
     }
   }
   Entries read = Read(targets, all);
   absl::MutexLock l(&mu_);
   last_read_ = absl::Now() - start;
   // Only targets the latest scrape still listed: one removed meanwhile stays gone.
-  Store(targets, all, read, /*add=*/false);
+  Store(keys, all, read, /*add=*/false);
   reading_ = false;
 }
 
 TextPage ContainerCollector::Scrape(TextPage head) {
   const std::vector<ContainerTarget> targets = lister_();
+  const std::vector<std::string> keys = Keys(targets);
   const absl::Time start = absl::Now();
   Entries use(targets.size());
   std::vector<size_t> missing;
@@ -133,7 +142,7 @@ TextPage ContainerCollector::Scrape(TextPage head) {
             : absl::InfiniteFuture();
     last_scrape_ = start;
     for (size_t i = 0; i < targets.size(); ++i) {
-      auto it = entries_.find(Key(targets[i]));
+      auto it = entries_.find(keys[i]);
       if (it != entries_.end() && it->second->at >= fresh_after) {
         use[i] = it->second;
       } else {
@@ -161,12 +170,11 @@ TextPage ContainerCollector::Scrape(TextPage head) {
   {
     absl::MutexLock l(&mu_);
     // Entries of targets no longer listed go; this scrape's reads are kept.
-    std::set<std::string> keys;
-    for (const ContainerTarget& t : targets) keys.insert(Key(t));
+    const std::set<absl::string_view> listed(keys.begin(), keys.end());
     for (auto it = entries_.begin(); it != entries_.end();) {
-      it = keys.count(it->first) > 0 ? std::next(it) : entries_.erase(it);
+      it = listed.count(it->first) > 0 ? std::next(it) : entries_.erase(it);
     }
-    Store(targets, missing, read, /*add=*/true);
+    Store(keys, missing, read, /*add=*/true);
     if (missing.size() == targets.size()) last_read_ = absl::Now() - start;
     // Served earlier values: read everything again for the next scrape.
     if (missing.size() < targets.size() && !reading_ && !stopping_) {

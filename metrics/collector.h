@@ -73,7 +73,8 @@ class ContainerCollector {
   Entries Read(const std::vector<ContainerTarget>& targets, const std::vector<size_t>& which);
   // The background read after a scrape that served earlier values.
   void ReadBehind(std::vector<ContainerTarget> targets);
-  void Store(const std::vector<ContainerTarget>& targets, const std::vector<size_t>& which,
+  // keys[which[i]] gets read[i] (keys: Key() of each listed target).
+  void Store(const std::vector<std::string>& keys, const std::vector<size_t>& which,
              const Entries& read, bool add) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Logs the first read error of a scrape, at most once a minute: a file that
   // keeps failing must not flood the log at every scrape.

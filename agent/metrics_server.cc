@@ -63,32 +63,19 @@ absl::StatusOr<UniqueFd> Listen(const HostPort& hp, int* port) {
   return last;
 }
 
-bool WriteAll(int fd, absl::string_view data) {
-  while (!data.empty()) {
-    ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
 void Respond(int fd, absl::string_view status, absl::string_view type,
              const metrics::TextPage& body, bool head) {
   std::string header =
       absl::StrCat("HTTP/1.1 ", status, "\r\nContent-Type: ", type,
                    "\r\nContent-Length: ", body.size(), "\r\nConnection: close\r\n\r\n");
-  if (head) {
-    WriteAll(fd, header);
-    return;
-  }
-  // The header and the pieces as they are, up to IOV_MAX at a time.
+  // The header and the pieces as they are (none for HEAD), up to IOV_MAX at a time.
+  const size_t pieces = head ? 0 : body.pieces.size();
   std::vector<struct iovec> iov;
-  iov.reserve(std::min<size_t>(body.pieces.size() + 1, IOV_MAX));
+  iov.reserve(std::min<size_t>(pieces + 1, IOV_MAX));
   iov.push_back({header.data(), header.size()});
   size_t next = 0;
-  while (next < body.pieces.size() || !iov.empty()) {
-    while (next < body.pieces.size() && iov.size() < IOV_MAX) {
+  while (next < pieces || !iov.empty()) {
+    while (next < pieces && iov.size() < IOV_MAX) {
       absl::string_view p = body.pieces[next++];
       if (!p.empty()) iov.push_back({const_cast<char*>(p.data()), p.size()});
     }

@@ -63,21 +63,20 @@ TEST(TextSinkTest, EscapesAndValues) {
   EXPECT_THAT(TextSink().Finish(true), HasSubstr("container_scrape_error 1\n"));
 }
 
-TEST(TextSinkTest, MergeKeepsFamiliesTogether) {
+TEST(TextSinkTest, ComposeKeepsFamiliesTogether) {
   TextSink a, b;
   a.SetTarget({.pod = "a"});
   a.Add(Family::kMemoryUsage, 1, {});
   a.Add(Family::kCpuUser, 2, {});
   b.SetTarget({.pod = "b"});
   b.Add(Family::kMemoryUsage, 3, {});
-  a.Merge(std::move(b));
-  std::string text = std::move(a).Finish(false);
+  std::string text = TextSink::Compose({}, {&a, &b}, false).Join();
   size_t type = text.find("# TYPE container_memory_usage_bytes");
   ASSERT_NE(type, std::string::npos);
   size_t first = text.find("pod=\"a\"} 1\n", type);
   size_t second = text.find("pod=\"b\"} 3\n", type);
   EXPECT_LT(first, second);
-  // One TYPE line per family, whatever the number of sinks merged.
+  // One TYPE line per family, whatever the number of sinks composed.
   EXPECT_EQ(text.find("# TYPE container_memory_usage_bytes", type + 1), std::string::npos);
 }
 

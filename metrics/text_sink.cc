@@ -73,10 +73,6 @@ void TextSink::Add(Family family, double value, std::initializer_list<absl::stri
   out.push_back('\n');
 }
 
-void TextSink::Merge(TextSink&& other) {
-  for (int i = 0; i < kFamilyCount; ++i) families_[i].append(other.families_[i]);
-}
-
 std::string TextSink::Finish(bool scrape_error) && {
   return Compose(TextPage(), {this}, scrape_error).Join();
 }

@@ -53,8 +53,6 @@ class TextSink : public SampleSink {
   // The identity labels of the samples that follow.
   void SetTarget(const TargetLabels& labels);
   void Add(Family family, double value, std::initializer_list<absl::string_view> extra) override;
-  // Appends `other`'s samples after this one's, family by family.
-  void Merge(TextSink&& other);
   // Every family with samples, with its HELP and TYPE lines, then
   // container_scrape_error (cAdvisor's: 1 when a read failed).
   std::string Finish(bool scrape_error) &&;

@@ -41,8 +41,8 @@ endfunction()
 # gmock expand to a lot of code that -O2 spends most of CI's build time on,
 # and nothing timed runs in a test (benchmarks live in bench/). The code under
 # test comes from the libraries, built with the normal flags.
+# Added to the common flags (_berth_common), which the caller gives the target.
 function(_berth_test_flags target)
-  _berth_common(${target})
   target_compile_options(${target} PRIVATE -O0 -g0)
   target_compile_definitions(${target} PRIVATE
     BERTHD_PATH="$<TARGET_FILE:berthd>" BERTH_SOURCE_DIR="${PROJECT_SOURCE_DIR}")
@@ -55,6 +55,7 @@ endfunction()
 function(berth_test_pch)
   cmake_parse_arguments(ARG "" "NAME;HEADER" "DEPS" ${ARGN})
   add_library(berth_test_pch_${ARG_NAME} OBJECT ${PROJECT_SOURCE_DIR}/tests/support/test_pch.cc)
+  _berth_common(berth_test_pch_${ARG_NAME})
   _berth_test_flags(berth_test_pch_${ARG_NAME})
   target_link_libraries(berth_test_pch_${ARG_NAME} PUBLIC ${ARG_DEPS} GTest::gmock GTest::gtest_main
     Threads::Threads)
@@ -70,6 +71,7 @@ endfunction()
 function(berth_cc_test)
   cmake_parse_arguments(ARG "" "NAME;TIMEOUT;LOCK;PCH" "SRCS;DEPS;LABELS" ${ARGN})
   add_executable(${ARG_NAME} ${ARG_SRCS})
+  _berth_common(${ARG_NAME})
   _berth_test_flags(${ARG_NAME})
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gmock GTest::gtest_main)
   if(NOT ARG_PCH)

@@ -171,10 +171,20 @@ absl::StatusOr<LaunchedShim> LaunchShim(const std::string& shim_path, const std:
 }
 
 absl::StatusOr<v1::Response> CallShim(const std::string& socket_path, const v1::Request& request) {
+  BERTH_ASSIGN_OR_RETURN(UniqueFd fd, SendShimRequest(socket_path, request, {}));
+  return ReceiveShimResponse(fd);
+}
+
+absl::StatusOr<UniqueFd> SendShimRequest(const std::string& socket_path, const v1::Request& request,
+                                         absl::Span<const int> fds) {
   BERTH_ASSIGN_OR_RETURN(UniqueFd fd, ConnectUnix(socket_path));
-  BERTH_RETURN_IF_ERROR(WriteFrame(fd.get(), request));
+  BERTH_RETURN_IF_ERROR(WriteFrame(fd.get(), request, fds));
+  return fd;
+}
+
+absl::StatusOr<v1::Response> ReceiveShimResponse(const UniqueFd& conn) {
   v1::Response response;
-  BERTH_RETURN_IF_ERROR(ReadFrame(fd.get(), response));
+  BERTH_RETURN_IF_ERROR(ReadFrame(conn.get(), response));
   if (response.code() != 0 && !response.has_exec()) {
     return absl::Status(static_cast<absl::StatusCode>(response.code()), response.message());
   }

@@ -17,6 +17,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "os/unique_fd.h"
 #include "shim/pin.h"
 #include "shim/v1/shim.pb.h"
 
@@ -38,6 +40,14 @@ absl::StatusOr<LaunchedShim> LaunchShim(const std::string& shim_path, const std:
 // Status, except an exec's DEADLINE_EXCEEDED, which carries its output: check
 // response.code() for exec.
 absl::StatusOr<v1::Response> CallShim(const std::string& socket, const v1::Request& request);
+
+// A call in two halves, for requests answered late (an exec with stdio fds):
+// Send connects and writes `request` with `fds` (SCM_RIGHTS); the caller may
+// poll the returned socket, or shutdown(2) it to give up; Receive reads the
+// response (errors as CallShim's).
+absl::StatusOr<UniqueFd> SendShimRequest(const std::string& socket, const v1::Request& request,
+                                         absl::Span<const int> fds);
+absl::StatusOr<v1::Response> ReceiveShimResponse(const UniqueFd& conn);
 
 v1::Request StartRequest();
 v1::Request WaitRequest();

@@ -268,7 +268,7 @@ absl::Status Container::Update(const v1::Resources& resources) {
   return cgroup_->Apply(ToCgroupResources(resources));
 }
 
-absl::StatusOr<ExecChild> Container::Exec(const v1::Process& process) {
+absl::StatusOr<ExecChild> Container::Exec(const v1::Process& process, const int* stdio) {
   if (state_ != v1::RUNNING) {
     return absl::FailedPreconditionError(
         absl::StrCat("exec: container is ", v1::ContainerState_Name(state_), ", not RUNNING"));
@@ -293,6 +293,11 @@ absl::StatusOr<ExecChild> Container::Exec(const v1::Process& process) {
     }
   }
   BERTH_ASSIGN_OR_RETURN(ChildEnds ends, MakeChildEnds(plan));
+  if (stdio != nullptr) {
+    for (int i = 0; i < 3; ++i) plan.stdio[i] = stdio[i];
+    ends.out_r.reset();
+    ends.err_r.reset();
+  }
   BERTH_ASSIGN_OR_RETURN(pid_t pid, CloneChild(0, pidns, plan, ends, RunJoined));
   absl::Cleanup kill_child = [pid] { KillAndReap(pid); };
   BERTH_RETURN_IF_ERROR(PrepareChild(pid, cgroup_, process));

@@ -46,8 +46,10 @@ class Container {
   absl::Status Pause();
   absl::Status Resume();
   absl::Status Update(const v1::Resources& resources);
-  // A new process in every namespace and the cgroup of init.
-  absl::StatusOr<ExecChild> Exec(const v1::Process& process);
+  // A new process in every namespace and the cgroup of init. Its stdio: pipes
+  // whose read ends come back in ExecChild, or `stdio` (stdin, stdout, stderr)
+  // when given (ExecChild's fds are then empty).
+  absl::StatusOr<ExecChild> Exec(const v1::Process& process, const int* stdio = nullptr);
   // After waitpid reported init's end: records it (with OOM from the memory cgroup).
   const v1::ExitStatus& OnInitExit(int wait_status);
   // Kills what is left, removes the cgroup. Idempotent.

@@ -7,6 +7,7 @@
 #include <linux/seccomp.h>
 #include <signal.h>
 #include <sys/capability.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -118,6 +119,7 @@ absl::StatusOr<std::unique_ptr<ProcessPlan>> BuildProcessPlan(const v1::Process&
   BERTH_ASSIGN_OR_RETURN(plan->caps.ambient, CapMask(c.ambient(), "capabilities.ambient"));
   plan->last_cap = LastCap();
   plan->no_new_privs = process.no_new_privileges();
+  plan->terminal = process.terminal();
   plan->seccomp = process.seccomp_bpf();
   if (plan->seccomp.size() % sizeof(struct sock_filter) != 0 ||
       plan->seccomp.size() / sizeof(struct sock_filter) > BPF_MAXINSNS) {
@@ -141,6 +143,7 @@ void RunProcess(const ProcessPlan& plan, int sync_fd) {
   signal(SIGPIPE, SIG_DFL);
   signal(SIGHUP, SIG_DFL);
   if (setsid() < 0) FailChild(sync_fd, Stage::kSetsid, errno);
+  if (plan.terminal && ioctl(0, TIOCSCTTY, 0) != 0) FailChild(sync_fd, Stage::kTerminal, errno);
   if (chdir(plan.cwd.c_str()) != 0) FailChild(sync_fd, Stage::kChdir, errno);
   if (plan.no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
     FailChild(sync_fd, Stage::kNoNewPrivs, errno);

@@ -7,8 +7,8 @@
 // the child and only makes syscalls on that data.
 //
 // Order (runc's finalizeNamespace, crun's apply_security_settings):
-//   setsid; dup2 stdio; chdir (as root, the directory may be unreadable later);
-//   no_new_privs; seccomp now if !no_new_privs (loading a filter without NNP
+//   dup2 stdio; setsid (and TIOCSCTTY on a terminal); chdir (as root, the directory may be
+//   unreadable later); no_new_privs; seccomp now if !no_new_privs (loading a filter without NNP
 //   needs CAP_SYS_ADMIN, which the caps step may drop); drop the bounding set;
 //   PR_SET_KEEPCAPS; setgroups, setresgid, setresuid; capset; ambient raise;
 //   wait for "start"; seccomp now if no_new_privs (as late as possible, so the
@@ -45,7 +45,8 @@ struct ProcessPlan {
   CapSets caps;
   int last_cap = 40;
   bool no_new_privs = false;
-  std::string seccomp;  // struct sock_filter[]
+  bool terminal = false;  // stdin becomes the controlling terminal
+  std::string seccomp;    // struct sock_filter[]
   struct sock_fprog seccomp_prog = {};
 };
 

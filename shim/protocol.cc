@@ -4,6 +4,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstring>
+#include <vector>
+
 #include "absl/strings/str_cat.h"
 #include "os/status.h"
 
@@ -37,8 +40,33 @@ absl::Status TakeFrame(std::string& buffer, google::protobuf::MessageLite& messa
 }
 
 absl::Status WriteFrame(int fd, const google::protobuf::MessageLite& message) {
+  return WriteFrame(fd, message, {});
+}
+
+absl::Status WriteFrame(int fd, const google::protobuf::MessageLite& message,
+                        absl::Span<const int> fds) {
   std::string frame = EncodeFrame(message);
   size_t off = 0;
+  if (!fds.empty()) {
+    struct iovec iov = {frame.data(), frame.size()};
+    std::vector<char> control(CMSG_SPACE(sizeof(int) * fds.size()));
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    struct cmsghdr* h = CMSG_FIRSTHDR(&msg);
+    h->cmsg_level = SOL_SOCKET;
+    h->cmsg_type = SCM_RIGHTS;
+    h->cmsg_len = CMSG_LEN(sizeof(int) * fds.size());
+    memcpy(CMSG_DATA(h), fds.data(), sizeof(int) * fds.size());
+    ssize_t n;
+    do {
+      n = sendmsg(fd, &msg, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0) return ErrnoStatus(errno, "sendmsg frame");
+    off = static_cast<size_t>(n);
+  }
   while (off < frame.size()) {
     ssize_t n = send(fd, frame.data() + off, frame.size() - off, MSG_NOSIGNAL);
     if (n < 0 && errno == ENOTSOCK) n = write(fd, frame.data() + off, frame.size() - off);

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/types/span.h"
 #include "google/protobuf/message_lite.h"
 
 namespace berth::shim {
@@ -22,6 +23,10 @@ absl::Status TakeFrame(std::string& buffer, google::protobuf::MessageLite& messa
 
 // Blocking helpers for clients and the ready fd.
 absl::Status WriteFrame(int fd, const google::protobuf::MessageLite& message);
+// The same on a unix socket, with `fds` passed (SCM_RIGHTS) alongside the
+// frame's first bytes.
+absl::Status WriteFrame(int fd, const google::protobuf::MessageLite& message,
+                        absl::Span<const int> fds);
 // NOT_FOUND-free: UNAVAILABLE when the peer closed before a whole frame.
 absl::Status ReadFrame(int fd, google::protobuf::MessageLite& message);
 

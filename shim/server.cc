@@ -47,6 +47,7 @@ v1::Response ErrorResponse(const absl::Status& status) {
 }
 
 constexpr uint64_t kDefaultMaxOutput = 16u << 20;
+constexpr size_t kMaxConnFds = 3;
 
 }  // namespace
 
@@ -173,7 +174,29 @@ void Server::OnConnReadable(int fd) {
   Conn& c = it->second;
   char buf[16384];
   while (true) {
-    ssize_t n = read(fd, buf, sizeof(buf));
+    // A request may bring fds (an exec's stdio); at most a few are kept.
+    struct iovec iov = {buf, sizeof(buf)};
+    alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int) * kMaxConnFds)];
+    struct msghdr msg = {};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof(control);
+    ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    for (struct cmsghdr* h = CMSG_FIRSTHDR(&msg); n >= 0 && h != nullptr;
+         h = CMSG_NXTHDR(&msg, h)) {
+      if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
+      size_t count = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+      for (size_t i = 0; i < count; ++i) {
+        int passed;
+        memcpy(&passed, CMSG_DATA(h) + i * sizeof(int), sizeof(int));
+        if (c.fds.size() < kMaxConnFds) {
+          c.fds.emplace_back(passed);
+        } else {
+          close(passed);
+        }
+      }
+    }
     if (n > 0) {
       c.in.append(buf, static_cast<size_t>(n));
       continue;
@@ -285,7 +308,20 @@ void Server::Dispatch(int fd, const v1::Request& request) {
 }
 
 void Server::HandleExec(int fd, const v1::ExecRequest& request) {
-  absl::StatusOr<ExecChild> child = container_->Exec(request.process());
+  std::vector<UniqueFd> stdio = std::move(conns_[fd].fds);
+  int passed[3];
+  if (request.stdio_fds()) {
+    if (stdio.size() != 3) {
+      Reply(fd, ErrorResponse(absl::InvalidArgumentError(absl::StrCat(
+                    "exec: stdio_fds needs 3 fds with the request, got ", stdio.size()))));
+      return;
+    }
+    for (int i = 0; i < 3; ++i) passed[i] = stdio[i].get();
+  }
+  // The child has its copies; ours close when `stdio` goes, so the peer sees
+  // EOF when the process ends.
+  absl::StatusOr<ExecChild> child =
+      container_->Exec(request.process(), request.stdio_fds() ? passed : nullptr);
   if (!child.ok()) {
     Reply(fd, ErrorResponse(child.status()));
     return;
@@ -296,6 +332,10 @@ void Server::HandleExec(int fd, const v1::ExecRequest& request) {
   e->out_fd = std::move(child->stdout_fd);
   e->err_fd = std::move(child->stderr_fd);
   e->max = request.max_output_bytes() ? request.max_output_bytes() : kDefaultMaxOutput;
+  if (request.stdio_fds()) {
+    execs_.push_back(std::move(e));
+    return;
+  }
   if (request.timeout_ms() > 0) e->deadline_ms = MonotonicMs() + request.timeout_ms();
   for (int f : {e->out_fd.get(), e->err_fd.get()}) {
     fcntl(f, F_SETFL, O_NONBLOCK);

@@ -50,6 +50,7 @@ class Server {
   struct Conn {
     UniqueFd fd;
     std::string in;
+    std::vector<UniqueFd> fds;  // passed with the request (SCM_RIGHTS)
     std::string out;
     size_t written = 0;
     bool replying = false;

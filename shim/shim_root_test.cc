@@ -1,7 +1,9 @@
 // berth-shim end to end, as root: isolation, exec, exit codes, logs, detach,
 // cleanup. Limits are in shim_limits_root_test.cc.
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -31,6 +33,15 @@ std::string NsInode(pid_t pid, const char* ns) {
   struct stat st;
   if (stat(absl::StrCat("/proc/", pid, "/ns/", ns).c_str(), &st) != 0) return "?";
   return absl::StrCat(st.st_ino);
+}
+
+// Until EOF, or EIO: a pty master once its last slave is closed.
+std::string ReadToEof(int fd) {
+  std::string text;
+  char buf[4096];
+  ssize_t n;
+  while ((n = read(fd, buf, sizeof(buf))) > 0) text.append(buf, static_cast<size_t>(n));
+  return text;
 }
 
 TEST_F(ShimTest, InitIsPid1WithItsOwnHostnameAndRoot) {
@@ -126,6 +137,68 @@ TEST_F(ShimTest, ExecJoinsTheContainersNamespacesAndReturnsItsExitCode) {
   p->set_args(0, "/bin/nope");
   p->mutable_args()->DeleteSubrange(1, 2);
   EXPECT_THAT(Call(*shim, req), StatusIs(absl::StatusCode::kNotFound, HasSubstr("/bin/nope")));
+}
+
+TEST_F(ShimTest, ExecWithPassedStdioUsesThemAndAnswersWithTheExitAlone) {
+  absl::StatusOr<LaunchedShim> shim = Launch(Spec({"/bin/probe", "sleep", "60"}, true));
+  ASSERT_THAT(shim, IsOk());
+  ASSERT_THAT(Call(*shim, StartRequest()), IsOk());
+  int in[2], out[2], err[2];
+  ASSERT_EQ(pipe2(in, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(err, O_CLOEXEC), 0);
+  UniqueFd in_w(in[1]), out_r(out[0]), err_r(err[0]);
+  v1::Request req;
+  *req.mutable_exec()->mutable_process() =
+      Spec({"sh", "-c", "read x; echo got $x; echo e >&2; exit 4"}).process();
+  req.mutable_exec()->set_stdio_fds(true);
+  absl::StatusOr<UniqueFd> conn = SendShimRequest(shim->socket, req, {in[0], out[1], err[1]});
+  for (int fd : {in[0], out[1], err[1]}) close(fd);
+  ASSERT_THAT(conn, IsOk());
+  ASSERT_EQ(write(in_w.get(), "hello\n", 6), 6);
+  in_w.reset();
+  // EOF on both once the process is gone: the shim kept no copy.
+  EXPECT_EQ(ReadToEof(out_r.get()), "got hello\n");
+  EXPECT_EQ(ReadToEof(err_r.get()), "e\n");
+  absl::StatusOr<v1::Response> r = ReceiveShimResponse(*conn);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->exec().exit().exit_code(), 4);
+  EXPECT_EQ(r->exec().stdout(), "");
+
+  // Fewer than three fds is refused.
+  conn = SendShimRequest(shim->socket, req, {});
+  ASSERT_THAT(conn, IsOk());
+  EXPECT_THAT(ReceiveShimResponse(*conn),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("3 fds")));
+}
+
+TEST_F(ShimTest, ExecOnATerminalMakesItTheControllingTerminal) {
+  absl::StatusOr<LaunchedShim> shim = Launch(Spec({"/bin/probe", "sleep", "60"}, true));
+  ASSERT_THAT(shim, IsOk());
+  ASSERT_THAT(Call(*shim, StartRequest()), IsOk());
+  UniqueFd master(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+  ASSERT_TRUE(master);
+  ASSERT_EQ(grantpt(master.get()), 0);
+  ASSERT_EQ(unlockpt(master.get()), 0);
+  struct winsize ws = {};
+  ws.ws_row = 33;
+  ws.ws_col = 101;
+  ASSERT_EQ(ioctl(master.get(), TIOCSWINSZ, &ws), 0);
+  UniqueFd slave(open(ptsname(master.get()), O_RDWR | O_NOCTTY | O_CLOEXEC));
+  ASSERT_TRUE(slave);
+  v1::Request req;
+  *req.mutable_exec()->mutable_process() =
+      Spec({"sh", "-c", "test -t 0 && echo tty; stty size; exit 5"}).process();
+  req.mutable_exec()->mutable_process()->set_terminal(true);
+  req.mutable_exec()->set_stdio_fds(true);
+  absl::StatusOr<UniqueFd> conn =
+      SendShimRequest(shim->socket, req, {slave.get(), slave.get(), slave.get()});
+  slave.reset();
+  ASSERT_THAT(conn, IsOk());
+  absl::StatusOr<v1::Response> r = ReceiveShimResponse(*conn);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->exec().exit().exit_code(), 5);
+  EXPECT_EQ(ReadToEof(master.get()), "tty\r\n33 101\r\n");  // the line discipline's ONLCR
 }
 
 TEST_F(ShimTest, ExecTimeoutKillsTheProcess) {

@@ -60,6 +60,8 @@ const char* StageName(Stage stage) {
       return "wait for start";
     case Stage::kExec:
       return "exec";
+    case Stage::kTerminal:
+      return "make stdin the controlling terminal";
   }
   return "unknown stage";
 }

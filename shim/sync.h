@@ -58,6 +58,7 @@ enum class Stage : uint32_t {
   kChdir,
   kWaitStart,
   kExec,
+  kTerminal,
 };
 
 const char* StageName(Stage stage);

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "os/unique_fd.h"
 
 namespace berth {
 
@@ -24,5 +25,9 @@ absl::StatusOr<HostPort> ParseHostPort(absl::string_view text);
 // True for "localhost", 127.0.0.0/8 and ::1 (and ::ffff:127.x). Names other than
 // localhost are not resolved: a name could point anywhere later.
 bool IsLoopbackHost(absl::string_view host);
+
+// A listening TCP socket (CLOEXEC, SO_REUSEADDR) on the first address `hp`
+// resolves to; *port is the port bound (the kernel's pick for port 0).
+absl::StatusOr<UniqueFd> ListenTcp(const HostPort& hp, int* port);
 
 }  // namespace berth

@@ -43,6 +43,9 @@ ABSL_FLAG(int, metrics_max_age, 60,
           "seconds: a /metrics scrape serves container values read since the previous scrape "
           "began when that was at most this long ago, then reads them again behind its answer; "
           "0 reads every cgroup at every scrape");
+ABSL_FLAG(std::string, streaming_address, "127.0.0.1:0",
+          "HOST:PORT of the CRI streaming server (exec, port-forward URLs), plain HTTP: keep it on "
+          "loopback, where kubelet reaches it; port 0 picks a free one; empty disables");
 ABSL_FLAG(int, shutdown_grace, 10, "seconds in-flight calls get to finish on SIGTERM");
 ABSL_FLAG(std::string, registry_config_dir, "/etc/berth/registries.d",
           "per-registry <host>/hosts.toml: mirrors, CAs, insecure (see README)");
@@ -87,6 +90,7 @@ int Run() {
   o.insecure_listen = absl::GetFlag(FLAGS_insecure_listen);
   o.metrics_address = absl::GetFlag(FLAGS_metrics_address);
   o.metrics_max_age_seconds = absl::GetFlag(FLAGS_metrics_max_age);
+  o.streaming_address = absl::GetFlag(FLAGS_streaming_address);
   o.shutdown_grace_seconds = absl::GetFlag(FLAGS_shutdown_grace);
   o.registry_config_dir = absl::GetFlag(FLAGS_registry_config_dir);
   o.import_dirs = absl::GetFlag(FLAGS_import);

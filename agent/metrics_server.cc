@@ -25,44 +25,6 @@ namespace {
 
 constexpr size_t kMaxRequest = 16 * 1024;
 
-absl::StatusOr<UniqueFd> Listen(const HostPort& hp, int* port) {
-  struct addrinfo hints = {};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-  struct addrinfo* res = nullptr;
-  const std::string service = std::to_string(hp.port);
-  int rc =
-      ::getaddrinfo(hp.host.empty() ? nullptr : hp.host.c_str(), service.c_str(), &hints, &res);
-  if (rc != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("`", hp.host, "`: ", gai_strerror(rc)));
-  }
-  absl::Status last = absl::UnavailableError("no address");
-  for (struct addrinfo* ai = res; ai != nullptr; ai = ai->ai_next) {
-    UniqueFd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol));
-    if (!fd.valid()) {
-      last = ErrnoStatus(errno, "socket", hp.host);
-      continue;
-    }
-    int one = 1;
-    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    if (::bind(fd.get(), ai->ai_addr, ai->ai_addrlen) != 0 || ::listen(fd.get(), 16) != 0) {
-      last = ErrnoStatus(errno, "bind", absl::StrCat(hp.host, ":", hp.port));
-      continue;
-    }
-    struct sockaddr_storage bound;
-    socklen_t len = sizeof(bound);
-    ::getsockname(fd.get(), reinterpret_cast<struct sockaddr*>(&bound), &len);
-    *port = ntohs(bound.ss_family == AF_INET6
-                      ? reinterpret_cast<struct sockaddr_in6*>(&bound)->sin6_port
-                      : reinterpret_cast<struct sockaddr_in*>(&bound)->sin_port);
-    ::freeaddrinfo(res);
-    return fd;
-  }
-  ::freeaddrinfo(res);
-  return last;
-}
-
 void Respond(int fd, absl::string_view status, absl::string_view type,
              const metrics::TextPage& body, bool head) {
   std::string header =
@@ -103,7 +65,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::s
                                                                     Handler handler) {
   BERTH_ASSIGN_OR_RETURN(HostPort hp, ParseHostPort(address));
   int port = 0;
-  BERTH_ASSIGN_OR_RETURN(UniqueFd listener, Listen(hp, &port));
+  BERTH_ASSIGN_OR_RETURN(UniqueFd listener, ListenTcp(hp, &port));
   UniqueFd stop(::eventfd(0, EFD_CLOEXEC));
   if (!stop.valid()) return ErrnoStatus(errno, "eventfd", "metrics server");
   return std::unique_ptr<MetricsServer>(

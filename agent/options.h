@@ -26,6 +26,9 @@ struct AgentOptions {
   // that was at most this long ago, and reads them again behind its answer
   // (metrics/collector.h); zero: every scrape reads every cgroup first.
   int metrics_max_age_seconds = 60;
+  // The CRI streaming server (Exec, PortForward URLs); port 0 picks a free
+  // one; empty: off (those RPCs answer UNAVAILABLE).
+  std::string streaming_address = "127.0.0.1:0";
   int shutdown_grace_seconds = 10;
   // Per-registry mirrors, CAs and insecure flags (agent/images/hosts.h).
   std::string registry_config_dir = "/etc/berth/registries.d";

@@ -79,11 +79,22 @@ absl::StatusOr<std::unique_ptr<CriService>> CriService::Create(AgentOptions opti
   BERTH_RETURN_IF_ERROR(MakeDirs(o.root_dir + "/containers", 0700));
   cri->monitor_ = std::make_unique<lifecycle::ExitMonitor>();
   BERTH_RETURN_IF_ERROR(Annotate(cri->Recover(), "recover sandboxes and containers"));
+  if (!o.streaming_address.empty()) {
+    streaming::StreamingOptions so;
+    so.address = o.streaming_address;
+    absl::StatusOr<std::unique_ptr<streaming::StreamingServer>> server =
+        streaming::StreamingServer::Start(so, cri.get());
+    if (!server.ok()) return Annotate(server.status(), "--streaming-address");
+    cri->streaming_ = std::move(*server);
+    BERTH_LOG(INFO) << "streaming server on " << cri->streaming_->base_url();
+  }
   return cri;
 }
 
 CriService::~CriService() {
-  // The monitor's thread calls into this object: stop it first.
+  // The streaming sessions' and the monitor's threads call into this object:
+  // stop them first.
+  streaming_.reset();
   monitor_.reset();
 }
 

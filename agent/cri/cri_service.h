@@ -23,6 +23,7 @@
 #include "agent/runtime/objects.h"
 #include "agent/runtime/store.h"
 #include "agent/store/db.h"
+#include "agent/streaming/server.h"
 #include "metrics/collector.h"
 #include "metrics/sampler.h"
 #include "os/cgroup/layout.h"
@@ -31,7 +32,7 @@
 
 namespace berth {
 
-class CriService {
+class CriService : public streaming::StreamRuntime {
  public:
   // Opens the state database (<root>/berth.db) and the image store
   // (<root>/images), imports the OCI layouts of options.import_dirs, and
@@ -72,6 +73,14 @@ class CriService {
       const runtime::v1::ReopenContainerLogRequest& request);
   absl::StatusOr<runtime::v1::ExecSyncResponse> ExecSync(
       const runtime::v1::ExecSyncRequest& request);
+  // Streaming (container_stream.cc): URLs on the streaming server.
+  absl::StatusOr<runtime::v1::ExecResponse> Exec(const runtime::v1::ExecRequest& request);
+  absl::StatusOr<runtime::v1::PortForwardResponse> PortForward(
+      const runtime::v1::PortForwardRequest& request);
+  // streaming::StreamRuntime: what the sessions ask for.
+  absl::StatusOr<UniqueFd> StartExec(const streaming::ExecTarget& target,
+                                     const int stdio[3]) override;
+  absl::StatusOr<UniqueFd> DialPod(const std::string& sandbox_id, uint16_t port) override;
 
   // Runtime configuration (runtime_config.cc).
   absl::StatusOr<runtime::v1::UpdateRuntimeConfigResponse> UpdateRuntimeConfig(
@@ -151,6 +160,10 @@ class CriService {
   void OnExit(lifecycle::ContainerObject& container,
               const absl::StatusOr<shim::v1::ExitStatus>& exit);  // container_exit.cc
   absl::Status Recover();                                         // recover.cc
+  // The process an exec runs: the container's, with `cmd` (FAILED_PRECONDITION
+  // unless it is running).
+  absl::StatusOr<shim::v1::Process> ExecProcess(const lifecycle::ContainerObject& container,
+                                                const std::vector<std::string>& cmd) const;
 
   // The cgroup hierarchies (detected at Create); an error when there are none.
   absl::StatusOr<const CgroupLayout*> Cgroups() const;
@@ -210,6 +223,8 @@ class CriService {
   std::string pod_cidr_ ABSL_GUARDED_BY(config_mu_);
   // Last: its thread calls back into the members above.
   std::unique_ptr<lifecycle::ExitMonitor> monitor_;
+  // Its sessions call StartExec and DialPod: stopped first in ~CriService.
+  std::unique_ptr<streaming::StreamingServer> streaming_;
 };
 
 // The state database's schema, one entry per version (agent/store/db.h).

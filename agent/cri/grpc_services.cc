@@ -61,9 +61,9 @@ class RuntimeService final : public v1::RuntimeService::Service {
   BERTH_CRI_UNARY(UpdateContainerResources)
   BERTH_CRI_UNARY(ReopenContainerLog)
   BERTH_CRI_UNARY(ExecSync)
-  BERTH_CRI_UNBUILT(Exec)
+  BERTH_CRI_UNARY(Exec)
   BERTH_CRI_UNBUILT(Attach)
-  BERTH_CRI_UNBUILT(PortForward)
+  BERTH_CRI_UNARY(PortForward)
   BERTH_CRI_UNARY(ContainerStats)
   BERTH_CRI_UNARY(ListContainerStats)
   BERTH_CRI_UNBUILT_STREAM(StreamContainerStats, StreamContainerStatsRequest,

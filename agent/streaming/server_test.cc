@@ -1,0 +1,389 @@
+// The streaming server with a runtime of the test's own (processes on the
+// host, a TCP echo server on loopback) and a small SPDY client: tokens,
+// upgrade errors, the exec and port-forward sessions. The same sessions run
+// against real containers and moby/spdystream in tests/e2e/streaming_e2e_test.cc.
+#include "agent/streaming/server.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/synchronization/mutex.h"
+#include "agent/streaming/spdy.h"
+#include "shim/protocol.h"
+#include "shim/v1/shim.pb.h"
+#include "tests/support/status_matchers.h"
+
+extern char** environ;
+
+namespace berth::streaming {
+namespace {
+
+using ::berth::testing::IsOk;
+using ::berth::testing::StatusIs;
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+std::string U32(uint32_t v) {
+  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
+          static_cast<char>(v)};
+}
+
+uint32_t GetU32(const std::string& s, size_t at) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data() + at);
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+
+// Runs target.cmd[0] with /bin/sh -c on the host; answers as the shim does.
+class FakeRuntime : public StreamRuntime {
+ public:
+  ~FakeRuntime() override {
+    for (std::thread& t : waiters_) t.join();
+  }
+  absl::StatusOr<UniqueFd> StartExec(const ExecTarget& target, const int stdio[3]) override {
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    for (int i = 0; i < 3; ++i) posix_spawn_file_actions_adddup2(&fa, stdio[i], i);
+    const char* argv[] = {"/bin/sh", "-c", target.cmd[0].c_str(), nullptr};
+    pid_t pid;
+    int rc = posix_spawn(&pid, "/bin/sh", &fa, nullptr, const_cast<char**>(argv), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    if (rc != 0) return absl::InternalError("spawn");
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+      return absl::InternalError("sp");
+    waiters_.emplace_back([pid, fd = sv[1]] {
+      int status = 0;
+      waitpid(pid, &status, 0);
+      shim::v1::Response r;
+      r.mutable_exec()->mutable_exit()->set_exit_code(WEXITSTATUS(status));
+      (void)shim::WriteFrame(fd, r);
+      close(fd);
+    });
+    return UniqueFd(sv[0]);
+  }
+  absl::StatusOr<UniqueFd> DialPod(const std::string& sandbox_id, uint16_t port) override {
+    if (sandbox_id != "pod1") return absl::NotFoundError("no pod");
+    UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    struct sockaddr_in a = {};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd.get(), reinterpret_cast<struct sockaddr*>(&a), sizeof(a)) != 0) {
+      return absl::UnavailableError(absl::StrCat("connect: ", strerror(errno)));
+    }
+    return fd;
+  }
+
+ private:
+  std::vector<std::thread> waiters_;
+};
+
+// Just enough of a SPDY client.
+class Client {
+ public:
+  // The HTTP answer's head; after a 101 the connection speaks SPDY.
+  std::string Upgrade(const std::string& url, const std::vector<std::string>& protocols,
+                      const std::string& upgrade = "SPDY/3.1") {
+    absl::string_view rest = url;
+    EXPECT_TRUE(absl::ConsumePrefix(&rest, "http://127.0.0.1:"));
+    size_t slash = rest.find('/');
+    int port = 0;
+    EXPECT_TRUE(absl::SimpleAtoi(rest.substr(0, slash), &port));
+    fd_.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    struct sockaddr_in a = {};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    EXPECT_EQ(connect(fd_.get(), reinterpret_cast<struct sockaddr*>(&a), sizeof(a)), 0);
+    std::string req = absl::StrCat("POST ", rest.substr(slash), " HTTP/1.1\r\nHost: x\r\n",
+                                   "Connection: Upgrade\r\nUpgrade: ", upgrade, "\r\n");
+    for (const std::string& p : protocols)
+      absl::StrAppend(&req, "X-Stream-Protocol-Version: ", p, "\r\n");
+    req += "\r\n";
+    Write(req);
+    while (in_.find("\r\n\r\n") == std::string::npos && Fill()) {
+    }
+    size_t end = in_.find("\r\n\r\n");
+    if (end == std::string::npos) return in_;
+    std::string head = in_.substr(0, end + 4);
+    in_.erase(0, end + 4);
+    if (!absl::StartsWith(head, "HTTP/1.1 101")) {
+      while (Fill()) {
+      }
+      head += in_;  // the body
+    }
+    return head;
+  }
+  uint32_t Open(const SpdyHeaders& headers) {
+    uint32_t id = next_;
+    next_ += 2;
+    std::string block = *enc_.Encode(headers);
+    Write(SpdyControlFrame(kSynStream, 0, U32(id) + U32(0) + std::string("\0\0", 2) + block));
+    return id;
+  }
+  void Send(uint32_t id, const std::string& data, bool fin) {
+    Write(SpdyDataFrame(id, fin ? kSpdyFlagFin : 0, data));
+  }
+  // Reads frames until `id` is half-closed by the server or the connection ends.
+  bool WaitFin(uint32_t id) {
+    while (!fins_.count(id)) {
+      if (!ReadFrame()) return false;
+    }
+    return true;
+  }
+  bool ReadOne() { return ReadFrame(); }
+  std::map<uint32_t, std::string> data;
+  std::set<uint32_t> replied;
+
+ private:
+  void Write(const std::string& bytes) {
+    ASSERT_EQ(send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(bytes.size()));
+  }
+  bool Fill() {
+    struct pollfd p = {fd_.get(), POLLIN, 0};
+    if (poll(&p, 1, 10000) <= 0) return false;
+    char buf[65536];
+    ssize_t n = read(fd_.get(), buf, sizeof(buf));
+    if (n <= 0) return false;
+    in_.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+  bool ReadFrame() {
+    while (in_.size() < 8 || in_.size() < 8 + (GetU32(in_, 4) & 0xffffff)) {
+      if (!Fill()) return false;
+    }
+    uint32_t w0 = GetU32(in_, 0), w1 = GetU32(in_, 4);
+    size_t len = w1 & 0xffffff;
+    std::string payload = in_.substr(8, len);
+    in_.erase(0, 8 + len);
+    bool fin = (w1 >> 24) & kSpdyFlagFin;
+    if (w0 & 0x80000000u) {
+      if ((w0 & 0xffff) == kSynReply) {
+        uint32_t id = GetU32(payload, 0);
+        replied.insert(id);
+        EXPECT_THAT(dec_.Decode(payload.substr(4)).status(), IsOk());
+        if (fin) fins_.insert(id);
+      }
+      return true;
+    }
+    data[w0] += payload;
+    if (fin) fins_.insert(w0);
+    return true;
+  }
+
+  UniqueFd fd_;
+  std::string in_;
+  uint32_t next_ = 1;
+  HeaderEncoder enc_;
+  HeaderDecoder dec_;
+  std::set<uint32_t> fins_;
+};
+
+class StreamingServerTest : public ::testing::Test {
+ protected:
+  void Start(StreamingOptions options = {}) {
+    options.drain_timeout = absl::Milliseconds(500);
+    absl::StatusOr<std::unique_ptr<StreamingServer>> s = StreamingServer::Start(options, &runtime_);
+    ASSERT_THAT(s.status(), IsOk());
+    server_ = std::move(*s);
+  }
+  std::string Exec(const std::string& cmd, bool in, bool out, bool err, bool tty = false) {
+    ExecTarget t;
+    t.container_id = "c1";
+    t.cmd = {cmd};
+    t.in = in;
+    t.out = out;
+    t.err = err;
+    t.tty = tty;
+    absl::StatusOr<std::string> url = server_->ExecUrl(t);
+    EXPECT_THAT(url.status(), IsOk());
+    return url.value_or("");
+  }
+
+  FakeRuntime runtime_;
+  std::unique_ptr<StreamingServer> server_;
+};
+
+TEST_F(StreamingServerTest, TokensAreSingleUseAndExpireAndAreBounded) {
+  StreamingOptions o;
+  o.max_tokens = 2;
+  Start(o);
+  std::string url = Exec("true", false, true, false);
+  EXPECT_THAT(url, StartsWith(server_->base_url() + "exec/"));
+  EXPECT_EQ(url.size(), server_->base_url().size() + 5 + 22);  // 16 random bytes, base64url
+  {
+    Client c;
+    EXPECT_THAT(c.Upgrade(url, {"v4.channel.k8s.io"}), StartsWith("HTTP/1.1 101"));
+  }
+  Client again;
+  EXPECT_THAT(again.Upgrade(url, {"v4.channel.k8s.io"}), StartsWith("HTTP/1.1 404"));
+  // A port-forward token is not an exec one.
+  absl::StatusOr<std::string> pf = server_->PortForwardUrl({"pod1"});
+  ASSERT_THAT(pf.status(), IsOk());
+  Client wrong;
+  EXPECT_THAT(
+      wrong.Upgrade(absl::StrReplaceAll(*pf, {{"/portforward/", "/exec/"}}), {"v4.channel.k8s.io"}),
+      StartsWith("HTTP/1.1 404"));
+  // Two waiting at most.
+  (void)Exec("true", false, true, false);
+  (void)Exec("true", false, true, false);
+  ExecTarget t;
+  t.cmd = {"true"};
+  EXPECT_THAT(server_->ExecUrl(t).status(), StatusIs(absl::StatusCode::kResourceExhausted));
+}
+
+TEST_F(StreamingServerTest, AnExpiredTokenIsNotFound) {
+  StreamingOptions o;
+  o.token_ttl = absl::Milliseconds(1);
+  Start(o);
+  std::string url = Exec("true", false, true, false);
+  absl::SleepFor(absl::Milliseconds(20));
+  Client c;
+  EXPECT_THAT(c.Upgrade(url, {"v4.channel.k8s.io"}), StartsWith("HTTP/1.1 404"));
+}
+
+TEST_F(StreamingServerTest, UpgradesOnlyToSpdyWithAProtocolInCommon) {
+  Start();
+  Client ws;
+  EXPECT_THAT(ws.Upgrade(Exec("true", false, true, false), {"v5.channel.k8s.io"}, "websocket"),
+              AllOf(StartsWith("HTTP/1.1 400"), HasSubstr("WebSocket streaming is not served")));
+  Client old;
+  std::string head = old.Upgrade(Exec("true", false, true, false), {"channel.k8s.io"});
+  EXPECT_THAT(head, StartsWith("HTTP/1.1 403"));
+  EXPECT_THAT(head, HasSubstr("client supports [channel.k8s.io]"));
+  Client v3;
+  head = v3.Upgrade(Exec("true", false, true, false), {"v9.channel.k8s.io", "v3.channel.k8s.io"});
+  EXPECT_THAT(head, HasSubstr("X-Stream-Protocol-Version: v3.channel.k8s.io"));
+}
+
+TEST_F(StreamingServerTest, ExecCopiesStdioAndReportsTheExitCode) {
+  Start();
+  Client c;
+  ASSERT_THAT(c.Upgrade(Exec("read x; echo out $x; echo e >&2; exit 2", true, true, true),
+                        {"v5.channel.k8s.io", "v4.channel.k8s.io"}),
+              HasSubstr("X-Stream-Protocol-Version: v5.channel.k8s.io"));
+  uint32_t error = c.Open({{"streamType", "error"}});
+  uint32_t in = c.Open({{"streamType", "stdin"}});
+  uint32_t out = c.Open({{"streamType", "stdout"}});
+  uint32_t err = c.Open({{"streamType", "stderr"}});
+  c.Send(in, "hi\n", /*fin=*/true);
+  ASSERT_TRUE(c.WaitFin(error));
+  ASSERT_TRUE(c.WaitFin(out));
+  ASSERT_TRUE(c.WaitFin(err));
+  EXPECT_EQ(c.replied.size(), 4u);
+  EXPECT_EQ(c.data[out], "out hi\n");
+  EXPECT_EQ(c.data[err], "e\n");
+  EXPECT_THAT(c.data[error], HasSubstr("\"reason\":\"NonZeroExitCode\""));
+  EXPECT_THAT(c.data[error], HasSubstr("{\"message\":\"2\",\"reason\":\"ExitCode\"}"));
+}
+
+TEST_F(StreamingServerTest, ExecV3SaysNothingOnSuccess) {
+  Start();
+  Client c;
+  ASSERT_THAT(c.Upgrade(Exec("echo ok", false, true, false), {"v3.channel.k8s.io"}),
+              StartsWith("HTTP/1.1 101"));
+  uint32_t error = c.Open({{"streamType", "error"}});
+  uint32_t out = c.Open({{"streamType", "stdout"}});
+  ASSERT_TRUE(c.WaitFin(error));
+  ASSERT_TRUE(c.WaitFin(out));
+  EXPECT_EQ(c.data[out], "ok\n");
+  EXPECT_EQ(c.data[error], "");
+}
+
+TEST_F(StreamingServerTest, ExecOnATerminalAppliesResizes) {
+  Start();
+  Client c;
+  ASSERT_THAT(c.Upgrade(Exec("read x; stty size", true, true, false, true), {"v4.channel.k8s.io"}),
+              StartsWith("HTTP/1.1 101"));
+  uint32_t error = c.Open({{"streamType", "error"}});
+  uint32_t in = c.Open({{"streamType", "stdin"}});
+  uint32_t out = c.Open({{"streamType", "stdout"}});
+  uint32_t resize = c.Open({{"streamType", "resize"}});
+  // Two objects in one frame, split across two: the last one counts.
+  c.Send(resize, "{\"Width\":10,\"Height\":5}{\"Width\":", false);
+  c.Send(resize, "120,\"Height\":40}", false);
+  c.Send(in, "\n", false);
+  ASSERT_TRUE(c.WaitFin(error));
+  ASSERT_TRUE(c.WaitFin(out));
+  EXPECT_THAT(c.data[out], HasSubstr("40 120\r\n"));
+  EXPECT_THAT(c.data[error], HasSubstr("\"status\":\"Success\""));
+}
+
+TEST_F(StreamingServerTest, PortForwardCarriesConnectionsAndReportsDialErrors) {
+  Start();
+  // An echo server on loopback: one connection, echoes until EOF.
+  UniqueFd listener(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  struct sockaddr_in a = {};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(listener.get(), reinterpret_cast<struct sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(listen(listener.get(), 4), 0);
+  socklen_t len = sizeof(a);
+  getsockname(listener.get(), reinterpret_cast<struct sockaddr*>(&a), &len);
+  const std::string port = std::to_string(ntohs(a.sin_port));
+  std::thread echo([&] {
+    UniqueFd c(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(c.get(), buf, sizeof(buf))) > 0) (void)!write(c.get(), buf, n);
+  });
+  absl::StatusOr<std::string> url = server_->PortForwardUrl({"pod1"});
+  ASSERT_THAT(url.status(), IsOk());
+  Client c;
+  ASSERT_THAT(c.Upgrade(*url, {"portforward.k8s.io"}),
+              HasSubstr("X-Stream-Protocol-Version: portforward.k8s.io"));
+  uint32_t error = c.Open({{"streamType", "error"}, {"port", port}, {"requestID", "0"}});
+  c.Send(error, "", true);
+  uint32_t data = c.Open({{"streamType", "data"}, {"port", port}, {"requestID", "0"}});
+  c.Send(data, "ping", true);
+  ASSERT_TRUE(c.WaitFin(data));
+  ASSERT_TRUE(c.WaitFin(error));
+  EXPECT_EQ(c.data[data], "ping");
+  EXPECT_EQ(c.data[error], "");
+  echo.join();
+  listener.reset();
+  // Nothing listens there now.
+  uint32_t error2 = c.Open({{"streamType", "error"}, {"port", port}, {"requestID", "1"}});
+  uint32_t data2 = c.Open({{"streamType", "data"}, {"port", port}, {"requestID", "1"}});
+  ASSERT_TRUE(c.WaitFin(error2));
+  ASSERT_TRUE(c.WaitFin(data2));
+  EXPECT_THAT(c.data[error2], AllOf(HasSubstr("error forwarding port " + port + " to pod pod1"),
+                                    HasSubstr("Connection refused")));
+}
+
+TEST_F(StreamingServerTest, StoppingEndsTheSessionsInFlight) {
+  Start();
+  Client c;
+  ASSERT_THAT(c.Upgrade(Exec("cat", true, true, false), {"v4.channel.k8s.io"}),
+              StartsWith("HTTP/1.1 101"));
+  (void)c.Open({{"streamType", "error"}});
+  uint32_t in = c.Open({{"streamType", "stdin"}});
+  uint32_t out = c.Open({{"streamType", "stdout"}});
+  c.Send(in, "x", false);
+  while (c.data[out].empty()) ASSERT_TRUE(c.ReadOne());
+  EXPECT_EQ(c.data[out], "x");
+  EXPECT_EQ(server_->sessions(), 1u);
+  server_.reset();  // cat gets EOF; the session ends without its FINs; nothing hangs
+  EXPECT_FALSE(c.WaitFin(out));
+}
+
+}  // namespace
+}  // namespace berth::streaming

@@ -3,6 +3,7 @@
 //
 //   build/bench/pod_bench [--n 50] [--c 4] [--pods-rss 200] [--json FILE]   (as root)
 //   build/bench/pod_bench --cni [--n 50] [--json FILE]
+//   build/bench/pod_bench --exec [--n 50] [--json FILE]
 //   any mode: [--state-on-disk] [--root-fs ext4|host]
 //
 // berthd runs as on a node: --state-dir on a tmpfs (as /run is), --root and the
@@ -37,6 +38,9 @@
 // what networking costs through berthd; the third says how much of that is the
 // plugins' own. The bridge is deleted, ip_forward put back and portmap's shared
 // chains removed (when this run made them and they are empty) on the way out.
+// With --exec it runs only phase 6 instead (issue 4's streaming server):
+// ExecSync, exec over SPDY and port-forward into one running pod
+// (pod_bench_exec.cc).
 // Any failed RPC ends the run (failures are never timed), and so do SIGINT and
 // SIGTERM; every pod made is removed, berthd stopped and the cgroup parent
 // removed on every way out.
@@ -321,7 +325,7 @@ int Main(const Options& o) {
   // With --root-fs=ext4, the pods' logs (kubelet's /var/log/pods) and --root
   // are on that file system.
   const std::string node = o.root_fs == "ext4" ? dir.Join("node") : dir.path();
-  Bench b{berthd.socket_path(), node + "/logs", !o.scrape.empty() || o.cni};
+  Bench b{berthd.socket_path(), node + "/logs", !o.scrape.empty() || o.cni || o.exec};
   bool running = false;
   std::vector<std::string> flags = {
       "--cgroup-root=" + cgroup_parent, "--root=" + node + "/root",
@@ -340,7 +344,8 @@ int Main(const Options& o) {
   running = s.ok();
   nlohmann::json json;
   if (s.ok()) {
-    s = o.cni              ? MeasureCni(b, o, cni, &json["cni"])
+    s = o.exec             ? MeasureExec(b, o, &json)
+        : o.cni            ? MeasureCni(b, o, cni, &json["cni"])
         : o.scrape.empty() ? RunPhases(b, o, berthd.pid(), &json)
                            : MeasureScrapes(b, o, berthd.pid(), &json);
   }
@@ -362,9 +367,11 @@ int main(int argc, char** argv) {
   std::setvbuf(stdout, nullptr, _IOLBF, 0);  // tables and errors in the order they happen
   berth::podbench::Options o;
   for (int i = 1; i < argc; ++i) {
-    auto [a, v] = berth::bench::TakeFlag(argc, argv, i, {"--cni", "--state-on-disk"});
+    auto [a, v] = berth::bench::TakeFlag(argc, argv, i, {"--cni", "--exec", "--state-on-disk"});
     if (a == "--cni") {
       o.cni = true;
+    } else if (a == "--exec") {
+      o.exec = true;
     } else if (a == "--state-on-disk") {
       o.state_on_disk = true;
     } else if (a == "--root-fs" && (v == "ext4" || v == "host")) {
@@ -386,7 +393,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: pod_bench [--n 50] [--c 4] [--pods-rss 200] [--scrape 10,100,500] "
                    "[--state-on-disk] [--root-fs ext4|host] [--json FILE]\n"
-                   "       pod_bench --cni [--n 50] [--json FILE]\n");
+                   "       pod_bench --cni [--n 50] [--json FILE]\n"
+                   "       pod_bench --exec [--n 50] [--json FILE]\n");
       return 2;
     }
   }

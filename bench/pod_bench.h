@@ -110,6 +110,7 @@ struct Options {
   int n = 50, clients = 4, pods_rss = 200;
   std::vector<int> scrape;  // pod counts for phase 4; empty: phases 1-3
   bool cni = false;         // phase 5 only
+  bool exec = false;        // --exec only
   // berthd's --state-dir on the temp dir's file system instead of a tmpfs (the
   // default --state-dir, /run/berth, is on a tmpfs wherever systemd runs).
   bool state_on_disk = false;
@@ -325,5 +326,9 @@ inline constexpr char kConflist[] = "10-bench.conflist";
 // Phase 5 (--cni, pod_bench_cni.cc): what a pod's network costs, through berthd
 // and in the plugins.
 absl::Status MeasureCni(Bench& b, const Options& o, CniSetup& c, nlohmann::json* json);
+
+// --exec (pod_bench_exec.cc): ExecSync, streaming exec and port-forward into
+// one running pod.
+absl::Status MeasureExec(Bench& b, const Options& o, nlohmann::json* json);
 
 }  // namespace berth::podbench

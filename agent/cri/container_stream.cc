@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -146,6 +147,9 @@ absl::StatusOr<UniqueFd> CriService::DialPod(const std::string& sandbox_id, uint
         rc = connect(fd.get(), reinterpret_cast<struct sockaddr*>(&a), sizeof(a));
       }
       if (rc == 0) {
+        // As Go's dialer (containerd's) does: no Nagle delay on forwarded bytes.
+        int one = 1;
+        setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         result = std::move(fd);
         return;
       }

@@ -12,8 +12,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <map>
-#include <set>
 #include <thread>
 
 #include <gmock/gmock.h>
@@ -25,6 +23,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/synchronization/mutex.h"
 #include "agent/streaming/spdy.h"
+#include "agent/streaming/spdy_test_client.h"
 #include "shim/protocol.h"
 #include "shim/v1/shim.pb.h"
 #include "tests/support/status_matchers.h"
@@ -39,16 +38,6 @@ using ::berth::testing::StatusIs;
 using ::testing::AllOf;
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
-
-std::string U32(uint32_t v) {
-  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
-          static_cast<char>(v)};
-}
-
-uint32_t GetU32(const std::string& s, size_t at) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data() + at);
-  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
-}
 
 // Runs target.cmd[0] with /bin/sh -c on the host; answers as the shim does.
 class FakeRuntime : public StreamRuntime {
@@ -95,108 +84,6 @@ class FakeRuntime : public StreamRuntime {
   std::vector<std::thread> waiters_;
 };
 
-// Just enough of a SPDY client.
-class Client {
- public:
-  // The HTTP answer's head; after a 101 the connection speaks SPDY.
-  std::string Upgrade(const std::string& url, const std::vector<std::string>& protocols,
-                      const std::string& upgrade = "SPDY/3.1") {
-    absl::string_view rest = url;
-    EXPECT_TRUE(absl::ConsumePrefix(&rest, "http://127.0.0.1:"));
-    size_t slash = rest.find('/');
-    int port = 0;
-    EXPECT_TRUE(absl::SimpleAtoi(rest.substr(0, slash), &port));
-    fd_.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
-    struct sockaddr_in a = {};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(static_cast<uint16_t>(port));
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    EXPECT_EQ(connect(fd_.get(), reinterpret_cast<struct sockaddr*>(&a), sizeof(a)), 0);
-    std::string req = absl::StrCat("POST ", rest.substr(slash), " HTTP/1.1\r\nHost: x\r\n",
-                                   "Connection: Upgrade\r\nUpgrade: ", upgrade, "\r\n");
-    for (const std::string& p : protocols)
-      absl::StrAppend(&req, "X-Stream-Protocol-Version: ", p, "\r\n");
-    req += "\r\n";
-    Write(req);
-    while (in_.find("\r\n\r\n") == std::string::npos && Fill()) {
-    }
-    size_t end = in_.find("\r\n\r\n");
-    if (end == std::string::npos) return in_;
-    std::string head = in_.substr(0, end + 4);
-    in_.erase(0, end + 4);
-    if (!absl::StartsWith(head, "HTTP/1.1 101")) {
-      while (Fill()) {
-      }
-      head += in_;  // the body
-    }
-    return head;
-  }
-  uint32_t Open(const SpdyHeaders& headers) {
-    uint32_t id = next_;
-    next_ += 2;
-    std::string block = *enc_.Encode(headers);
-    Write(SpdyControlFrame(kSynStream, 0, U32(id) + U32(0) + std::string("\0\0", 2) + block));
-    return id;
-  }
-  void Send(uint32_t id, const std::string& data, bool fin) {
-    Write(SpdyDataFrame(id, fin ? kSpdyFlagFin : 0, data));
-  }
-  // Reads frames until `id` is half-closed by the server or the connection ends.
-  bool WaitFin(uint32_t id) {
-    while (!fins_.count(id)) {
-      if (!ReadFrame()) return false;
-    }
-    return true;
-  }
-  bool ReadOne() { return ReadFrame(); }
-  std::map<uint32_t, std::string> data;
-  std::set<uint32_t> replied;
-
- private:
-  void Write(const std::string& bytes) {
-    ASSERT_EQ(send(fd_.get(), bytes.data(), bytes.size(), MSG_NOSIGNAL),
-              static_cast<ssize_t>(bytes.size()));
-  }
-  bool Fill() {
-    struct pollfd p = {fd_.get(), POLLIN, 0};
-    if (poll(&p, 1, 10000) <= 0) return false;
-    char buf[65536];
-    ssize_t n = read(fd_.get(), buf, sizeof(buf));
-    if (n <= 0) return false;
-    in_.append(buf, static_cast<size_t>(n));
-    return true;
-  }
-  bool ReadFrame() {
-    while (in_.size() < 8 || in_.size() < 8 + (GetU32(in_, 4) & 0xffffff)) {
-      if (!Fill()) return false;
-    }
-    uint32_t w0 = GetU32(in_, 0), w1 = GetU32(in_, 4);
-    size_t len = w1 & 0xffffff;
-    std::string payload = in_.substr(8, len);
-    in_.erase(0, 8 + len);
-    bool fin = (w1 >> 24) & kSpdyFlagFin;
-    if (w0 & 0x80000000u) {
-      if ((w0 & 0xffff) == kSynReply) {
-        uint32_t id = GetU32(payload, 0);
-        replied.insert(id);
-        EXPECT_THAT(dec_.Decode(payload.substr(4)).status(), IsOk());
-        if (fin) fins_.insert(id);
-      }
-      return true;
-    }
-    data[w0] += payload;
-    if (fin) fins_.insert(w0);
-    return true;
-  }
-
-  UniqueFd fd_;
-  std::string in_;
-  uint32_t next_ = 1;
-  HeaderEncoder enc_;
-  HeaderDecoder dec_;
-  std::set<uint32_t> fins_;
-};
-
 class StreamingServerTest : public ::testing::Test {
  protected:
   void Start(StreamingOptions options = {}) {
@@ -230,15 +117,15 @@ TEST_F(StreamingServerTest, TokensAreSingleUseAndExpireAndAreBounded) {
   EXPECT_THAT(url, StartsWith(server_->base_url() + "exec/"));
   EXPECT_EQ(url.size(), server_->base_url().size() + 5 + 22);  // 16 random bytes, base64url
   {
-    Client c;
+    SpdyTestClient c;
     EXPECT_THAT(c.Upgrade(url, {"v4.channel.k8s.io"}), StartsWith("HTTP/1.1 101"));
   }
-  Client again;
+  SpdyTestClient again;
   EXPECT_THAT(again.Upgrade(url, {"v4.channel.k8s.io"}), StartsWith("HTTP/1.1 404"));
   // A port-forward token is not an exec one.
   absl::StatusOr<std::string> pf = server_->PortForwardUrl({"pod1"});
   ASSERT_THAT(pf.status(), IsOk());
-  Client wrong;
+  SpdyTestClient wrong;
   EXPECT_THAT(
       wrong.Upgrade(absl::StrReplaceAll(*pf, {{"/portforward/", "/exec/"}}), {"v4.channel.k8s.io"}),
       StartsWith("HTTP/1.1 404"));
@@ -256,27 +143,27 @@ TEST_F(StreamingServerTest, AnExpiredTokenIsNotFound) {
   Start(o);
   std::string url = Exec("true", false, true, false);
   absl::SleepFor(absl::Milliseconds(20));
-  Client c;
+  SpdyTestClient c;
   EXPECT_THAT(c.Upgrade(url, {"v4.channel.k8s.io"}), StartsWith("HTTP/1.1 404"));
 }
 
 TEST_F(StreamingServerTest, UpgradesOnlyToSpdyWithAProtocolInCommon) {
   Start();
-  Client ws;
+  SpdyTestClient ws;
   EXPECT_THAT(ws.Upgrade(Exec("true", false, true, false), {"v5.channel.k8s.io"}, "websocket"),
               AllOf(StartsWith("HTTP/1.1 400"), HasSubstr("WebSocket streaming is not served")));
-  Client old;
+  SpdyTestClient old;
   std::string head = old.Upgrade(Exec("true", false, true, false), {"channel.k8s.io"});
   EXPECT_THAT(head, StartsWith("HTTP/1.1 403"));
   EXPECT_THAT(head, HasSubstr("client supports [channel.k8s.io]"));
-  Client v3;
+  SpdyTestClient v3;
   head = v3.Upgrade(Exec("true", false, true, false), {"v9.channel.k8s.io", "v3.channel.k8s.io"});
   EXPECT_THAT(head, HasSubstr("X-Stream-Protocol-Version: v3.channel.k8s.io"));
 }
 
 TEST_F(StreamingServerTest, ExecCopiesStdioAndReportsTheExitCode) {
   Start();
-  Client c;
+  SpdyTestClient c;
   ASSERT_THAT(c.Upgrade(Exec("read x; echo out $x; echo e >&2; exit 2", true, true, true),
                         {"v5.channel.k8s.io", "v4.channel.k8s.io"}),
               HasSubstr("X-Stream-Protocol-Version: v5.channel.k8s.io"));
@@ -297,7 +184,7 @@ TEST_F(StreamingServerTest, ExecCopiesStdioAndReportsTheExitCode) {
 
 TEST_F(StreamingServerTest, ExecV3SaysNothingOnSuccess) {
   Start();
-  Client c;
+  SpdyTestClient c;
   ASSERT_THAT(c.Upgrade(Exec("echo ok", false, true, false), {"v3.channel.k8s.io"}),
               StartsWith("HTTP/1.1 101"));
   uint32_t error = c.Open({{"streamType", "error"}});
@@ -310,7 +197,7 @@ TEST_F(StreamingServerTest, ExecV3SaysNothingOnSuccess) {
 
 TEST_F(StreamingServerTest, ExecOnATerminalAppliesResizes) {
   Start();
-  Client c;
+  SpdyTestClient c;
   ASSERT_THAT(c.Upgrade(Exec("read x; stty size", true, true, false, true), {"v4.channel.k8s.io"}),
               StartsWith("HTTP/1.1 101"));
   uint32_t error = c.Open({{"streamType", "error"}});
@@ -347,7 +234,7 @@ TEST_F(StreamingServerTest, PortForwardCarriesConnectionsAndReportsDialErrors) {
   });
   absl::StatusOr<std::string> url = server_->PortForwardUrl({"pod1"});
   ASSERT_THAT(url.status(), IsOk());
-  Client c;
+  SpdyTestClient c;
   ASSERT_THAT(c.Upgrade(*url, {"portforward.k8s.io"}),
               HasSubstr("X-Stream-Protocol-Version: portforward.k8s.io"));
   uint32_t error = c.Open({{"streamType", "error"}, {"port", port}, {"requestID", "0"}});
@@ -371,7 +258,7 @@ TEST_F(StreamingServerTest, PortForwardCarriesConnectionsAndReportsDialErrors) {
 
 TEST_F(StreamingServerTest, StoppingEndsTheSessionsInFlight) {
   Start();
-  Client c;
+  SpdyTestClient c;
   ASSERT_THAT(c.Upgrade(Exec("cat", true, true, false), {"v4.channel.k8s.io"}),
               StartsWith("HTTP/1.1 101"));
   (void)c.Open({{"streamType", "error"}});

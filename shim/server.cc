@@ -183,6 +183,7 @@ void Server::OnConnReadable(int fd) {
     msg.msg_control = control;
     msg.msg_controllen = sizeof(control);
     ssize_t n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC);
+    if (n >= 0 && (msg.msg_flags & MSG_CTRUNC)) c.fds_truncated = true;
     for (struct cmsghdr* h = CMSG_FIRSTHDR(&msg); n >= 0 && h != nullptr;
          h = CMSG_NXTHDR(&msg, h)) {
       if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
@@ -193,6 +194,7 @@ void Server::OnConnReadable(int fd) {
         if (c.fds.size() < kMaxConnFds) {
           c.fds.emplace_back(passed);
         } else {
+          c.fds_truncated = true;
           close(passed);
         }
       }
@@ -202,8 +204,9 @@ void Server::OnConnReadable(int fd) {
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) break;
-    // EOF or error before a whole request (or a client gone while waiting).
-    if (!c.replying) CloseConn(fd);
+    // EOF or error: before a whole request, or a client gone while waiting
+    // for its answer (a wait, an exec). Either way it is gone.
+    CloseConn(fd);
     return;
   }
   if (c.replying) return;
@@ -251,7 +254,10 @@ void Server::CloseConn(int fd) {
   conns_.erase(fd);
   waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), fd), waiters_.end());
   for (auto& e : execs_) {
-    if (e->conn == fd) e->conn = -1;
+    if (e->conn != fd) continue;
+    e->conn = -1;
+    // setsid made the exec its process group's leader.
+    if (e->cancel_on_close && !e->reaped) ::kill(-e->pid, SIGKILL);
   }
 }
 
@@ -311,7 +317,7 @@ void Server::HandleExec(int fd, const v1::ExecRequest& request) {
   std::vector<UniqueFd> stdio = std::move(conns_[fd].fds);
   int passed[3];
   if (request.stdio_fds()) {
-    if (stdio.size() != 3) {
+    if (stdio.size() != 3 || conns_[fd].fds_truncated) {
       Reply(fd, ErrorResponse(absl::InvalidArgumentError(absl::StrCat(
                     "exec: stdio_fds needs 3 fds with the request, got ", stdio.size()))));
       return;
@@ -333,6 +339,7 @@ void Server::HandleExec(int fd, const v1::ExecRequest& request) {
   e->err_fd = std::move(child->stderr_fd);
   e->max = request.max_output_bytes() ? request.max_output_bytes() : kDefaultMaxOutput;
   if (request.stdio_fds()) {
+    e->cancel_on_close = true;
     execs_.push_back(std::move(e));
     return;
   }

@@ -50,7 +50,8 @@ class Server {
   struct Conn {
     UniqueFd fd;
     std::string in;
-    std::vector<UniqueFd> fds;  // passed with the request (SCM_RIGHTS)
+    std::vector<UniqueFd> fds;   // passed with the request (SCM_RIGHTS)
+    bool fds_truncated = false;  // more came than kMaxConnFds, or MSG_CTRUNC
     std::string out;
     size_t written = 0;
     bool replying = false;
@@ -65,6 +66,9 @@ class Server {
     bool reaped = false, timed_out = false;
     int status = 0;
     int64_t deadline_ms = 0;  // CLOCK_MONOTONIC; 0: none
+    // Its stdio came from the client (a streaming exec): the client going
+    // away cancels it, as containerd kills an exec whose stream is gone.
+    bool cancel_on_close = false;
   };
 
   absl::Status Watch(int fd, uint32_t kind, uint32_t events);

@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -170,6 +172,37 @@ TEST_F(ShimTest, ExecWithPassedStdioUsesThemAndAnswersWithTheExitAlone) {
   ASSERT_THAT(conn, IsOk());
   EXPECT_THAT(ReceiveShimResponse(*conn),
               StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("3 fds")));
+}
+
+TEST_F(ShimTest, AStreamingExecWhoseClientGoesIsKilled) {
+  absl::StatusOr<LaunchedShim> shim = Launch(Spec({"/bin/probe", "sleep", "60"}, true));
+  ASSERT_THAT(shim, IsOk());
+  ASSERT_THAT(Call(*shim, StartRequest()), IsOk());
+  UniqueFd null(open("/dev/null", O_RDWR | O_CLOEXEC));
+  v1::Request req;
+  *req.mutable_exec()->mutable_process() = Spec({"sh", "-c", "sleep 100 & sleep 100"}).process();
+  req.mutable_exec()->set_stdio_fds(true);
+  absl::StatusOr<UniqueFd> conn =
+      SendShimRequest(shim->socket, req, {null.get(), null.get(), null.get()});
+  ASSERT_THAT(conn, IsOk());
+  const std::string procs_file = CgroupDir("pids", "c0") + "/cgroup.procs";
+  absl::StatusOr<std::string> procs = ReadFile(procs_file);
+  for (int i = 0; i < 100 && procs.ok() && std::count(procs->begin(), procs->end(), '\n') < 3;
+       ++i) {
+    usleep(20000);
+    procs = ReadFile(procs_file);
+  }
+  ASSERT_THAT(procs, IsOk());
+  // init and two sleeps (sh runs its last command in its own place)
+  EXPECT_EQ(std::count(procs->begin(), procs->end(), '\n'), 3) << *procs;
+  conn->reset();  // the client goes: the exec's process group is killed
+  for (int i = 0; i < 100 && *procs != absl::StrCat(shim->init_pid, "\n"); ++i) {
+    usleep(20000);
+    procs = ReadFile(procs_file);
+  }
+  EXPECT_EQ(*procs, absl::StrCat(shim->init_pid, "\n"));
+  // The shim still answers (it does not spin on the closed connection).
+  EXPECT_THAT(Call(*shim, StateRequest()), IsOk());
 }
 
 TEST_F(ShimTest, ExecOnATerminalMakesItTheControllingTerminal) {

@@ -20,13 +20,17 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <functional>
 #include <map>
+#include <optional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "agent/streaming/fd_writer.h"
 #include "agent/streaming/server.h"
 #include "agent/streaming/spdy.h"
 #include "nlohmann/json.hpp"
@@ -70,7 +74,8 @@ std::string Outcome(int version, const absl::Status& failure, int exit_code) {
     } else {
       status["status"] = "Success";
     }
-    return status.dump();
+    // Bytes that are not UTF-8 (a path in the message) are replaced, not thrown on.
+    return status.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   }
   if (!failure.ok()) return std::string(failure.message());
   if (exit_code != 0)
@@ -96,30 +101,27 @@ void Pump(SpdyConn& conn, int fd, uint32_t stream, int stop) {
   }
 }
 
-bool WriteAll(int fd, absl::string_view bytes) {
-  while (!bytes.empty()) {
-    ssize_t n = write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
-  return true;
-}
-
-// Applies each whole {"Width":..,"Height":..} object in *buffer.
+// Applies each whole {"Width":..,"Height":..} object in *buffer; anything
+// else is skipped. The buffer is bounded: garbage without a '}' is dropped.
 void ApplyResizes(std::string* buffer, int master) {
   size_t end;
   while ((end = buffer->find('}')) != std::string::npos) {
     nlohmann::json size = nlohmann::json::parse(buffer->substr(0, end + 1), nullptr, false);
     buffer->erase(0, end + 1);
     if (!size.is_object() || master < 0) continue;
+    auto dimension = [&size](const char* key) -> uint16_t {
+      auto it = size.find(key);
+      if (it == size.end() || !it->is_number_unsigned()) return 0;
+      return static_cast<uint16_t>(std::min<uint64_t>(it->get<uint64_t>(), 65535));
+    };
     struct winsize ws = {};
-    ws.ws_col = size.value("Width", uint16_t{0});
-    ws.ws_row = size.value("Height", uint16_t{0});
+    ws.ws_col = dimension("Width");
+    ws.ws_row = dimension("Height");
     if (ioctl(master, TIOCSWINSZ, &ws) != 0) {
       BERTH_LOG(WARNING) << ErrnoStatus(errno, "TIOCSWINSZ", "exec terminal");
     }
   }
+  if (buffer->size() > 4096) buffer->clear();
 }
 
 struct Stdio {
@@ -254,6 +256,15 @@ void RunExecSession(SpdyConn& conn, const std::string& protocol, const ExecTarge
     exited = true;
     signal(wake.get());
   });
+  // The process's stdin is written on a thread of its own: a process that
+  // does not read must not stop this loop from seeing the client or the exit.
+  std::optional<FdWriter> stdin_writer;
+  if (stdio->in.valid()) {
+    stdin_writer.emplace(
+        stdio->in.get(), /*socket=*/false, size_t{1} << 20,
+        t.tty ? std::function<void()>() : std::function<void()>([&] { stdio->in.reset(); }));
+  }
+  auto give_up = [&] { return exited.load() || conn.PeerGone(); };
   bool client_gone = false;
   std::string resize;
   absl::Time drain_until = absl::InfiniteFuture();
@@ -278,7 +289,7 @@ void RunExecSession(SpdyConn& conn, const std::string& protocol, const ExecTarge
         client_gone = true;
         break;
       }
-      if (e->stream == ids[kStdin] && !t.tty) stdio->in.reset();
+      if (e->stream == ids[kStdin] && stdin_writer) stdin_writer->Stop();
       continue;
     }
     if (e->kind == SpdyEvent::kStream) {
@@ -287,8 +298,9 @@ void RunExecSession(SpdyConn& conn, const std::string& protocol, const ExecTarge
     }
     // Data.
     if (e->stream == ids[kStdin] && ids[kStdin] != 0) {
-      if (stdio->in.valid() && !WriteAll(stdio->in.get(), e->data) && !t.tty) stdio->in.reset();
-      if (e->fin && !t.tty) stdio->in.reset();  // EOF; a terminal has no half-close
+      if (stdin_writer && !e->data.empty()) (void)stdin_writer->Push(e->data, give_up);
+      // EOF once what came is written; a terminal has no half-close.
+      if (e->fin && stdin_writer && !t.tty) stdin_writer->Finish();
     } else if (e->stream == ids[kResize] && ids[kResize] != 0) {
       resize += e->data;
       ApplyResizes(&resize, t.tty ? stdio->out.get() : -1);
@@ -297,6 +309,7 @@ void RunExecSession(SpdyConn& conn, const std::string& protocol, const ExecTarge
   // 4. The end.
   signal(stop_pumps.get());
   for (std::thread& p : pumps) p.join();
+  if (stdin_writer) stdin_writer->Stop();
   if (client_gone) {
     // Close its stdio (EOF / EPIPE / SIGHUP) and stop waiting for its exit:
     // the shim reaps it.

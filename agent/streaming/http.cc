@@ -104,6 +104,7 @@ void WriteHttpError(int fd, int code, absl::string_view message) {
   absl::string_view reason = code == 400   ? "Bad Request"
                              : code == 403 ? "Forbidden"
                              : code == 404 ? "Not Found"
+                             : code == 503 ? "Service Unavailable"
                                            : "Internal Server Error";
   std::string body = absl::StrCat(message, "\n");
   (void)WriteAllTo(fd,

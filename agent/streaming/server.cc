@@ -8,8 +8,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <system_error>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -33,6 +35,10 @@ namespace {
 constexpr absl::string_view kExecProtocols[] = {"v5.channel.k8s.io", "v4.channel.k8s.io",
                                                 "v3.channel.k8s.io", "v2.channel.k8s.io"};
 constexpr absl::string_view kPortForwardProtocol = "portforward.k8s.io";
+// Sessions at once (each is a thread or more); more connections get 503.
+constexpr size_t kMaxSessions = 256;
+// A client has this long to send its request head.
+constexpr absl::Duration kHeadTimeout = absl::Seconds(10);
 
 std::string NewToken() {
   unsigned char bytes[16];
@@ -144,26 +150,51 @@ void StreamingServer::ReapDone() {
 void StreamingServer::Loop() {
   for (;;) {
     struct pollfd fds[2] = {{listener_.get(), POLLIN, 0}, {stop_.get(), POLLIN, 0}};
-    if (::poll(fds, 2, -1) < 0) {
+    // Finished sessions' threads are joined at least every second.
+    int ready = ::poll(fds, 2, 1000);
+    if (ready < 0) {
       if (errno == EINTR) continue;
       BERTH_LOG(ERROR) << ErrnoStatus(errno, "poll", "streaming listener");
       return;
     }
     if (fds[1].revents != 0) return;
+    if (ready == 0) {
+      absl::MutexLock lock(&mu_);
+      ReapDone();
+      continue;
+    }
     UniqueFd conn(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
     if (!conn.valid()) continue;
     // Frames are small and interactive: no Nagle delay behind the peer's
     // delayed ACK (40 ms per exchange otherwise). Go's clients do the same.
     int one = 1;
     ::setsockopt(conn.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    // A client that stops reading (or a peer gone without a FIN) fails our
+    // writes after a while instead of holding a session's threads forever.
+    struct timeval send_timeout = {30, 0};
+    ::setsockopt(conn.get(), SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof(send_timeout));
+    ::setsockopt(conn.get(), SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
     absl::MutexLock lock(&mu_);
     ReapDone();
     if (stopping_) return;
+    if (sessions_.size() >= kMaxSessions) {
+      WriteHttpError(
+          conn.get(), 503,
+          absl::StrCat("streaming: ", kMaxSessions, " sessions already; try again later"));
+      continue;
+    }
     uint64_t id = next_session_++;
     Session& s = sessions_[id];
     s.fd = conn.get();
-    s.thread =
-        std::thread([this, id, fd = std::move(conn)]() mutable { Serve(id, std::move(fd)); });
+    const int raw = conn.release();
+    try {
+      s.thread = std::thread([this, id, raw] { Serve(id, UniqueFd(raw)); });
+    } catch (const std::system_error& e) {
+      // No thread to run it on (the process's limit): refuse this one.
+      WriteHttpError(raw, 503, absl::StrCat("streaming: no thread for the session: ", e.what()));
+      ::close(raw);
+      sessions_.erase(id);
+    }
   }
 }
 
@@ -171,7 +202,7 @@ void StreamingServer::Serve(uint64_t id, UniqueFd fd) {
   const int raw = fd.get();
   std::string pending;
   absl::StatusOr<HttpRequest> request =
-      ReadHttpRequest(raw, absl::Now() + options_.stream_timeout, &pending);
+      ReadHttpRequest(raw, absl::Now() + std::min(kHeadTimeout, options_.stream_timeout), &pending);
   auto finish = [&] {
     absl::MutexLock lock(&mu_);
     auto it = sessions_.find(id);  // gone when the destructor took them
@@ -238,10 +269,15 @@ void StreamingServer::Serve(uint64_t id, UniqueFd fd) {
   }
   {
     SpdyConn conn(std::move(fd), std::move(pending));
-    if (exec) {
-      RunExecSession(conn, protocol, std::get<ExecTarget>(target), *runtime_, options_);
-    } else {
-      RunPortForwardSession(conn, std::get<PortForwardTarget>(target), *runtime_, options_);
+    try {
+      if (exec) {
+        RunExecSession(conn, protocol, std::get<ExecTarget>(target), *runtime_, options_);
+      } else {
+        RunPortForwardSession(conn, std::get<PortForwardTarget>(target), *runtime_, options_);
+      }
+    } catch (const std::exception& e) {
+      // A bug must not take berthd down with every container's stream.
+      BERTH_LOG(ERROR) << "streaming session ended by an exception: " << e.what();
     }
     // The fd closes here: clear it first so a stop does not shut down a reused number.
     absl::MutexLock lock(&mu_);

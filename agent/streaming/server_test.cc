@@ -204,7 +204,9 @@ TEST_F(StreamingServerTest, ExecOnATerminalAppliesResizes) {
   uint32_t in = c.Open({{"streamType", "stdin"}});
   uint32_t out = c.Open({{"streamType", "stdout"}});
   uint32_t resize = c.Open({{"streamType", "resize"}});
-  // Two objects in one frame, split across two: the last one counts.
+  // Garbage is skipped (a string where a number goes once threw, and took
+  // berthd down). Two objects in one frame, split across two: the last counts.
+  c.Send(resize, "{\"Width\":\"a\",\"Height\":null}[1]", false);
   c.Send(resize, "{\"Width\":10,\"Height\":5}{\"Width\":", false);
   c.Send(resize, "120,\"Height\":40}", false);
   c.Send(in, "\n", false);
@@ -246,6 +248,20 @@ TEST_F(StreamingServerTest, PortForwardCarriesConnectionsAndReportsDialErrors) {
   EXPECT_EQ(c.data[data], "ping");
   EXPECT_EQ(c.data[error], "");
   echo.join();
+  // A client without requestID headers (older kubelets): paired by stream id.
+  std::thread echo2([&] {
+    UniqueFd c(accept4(listener.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(c.get(), buf, sizeof(buf))) > 0) (void)!write(c.get(), buf, n);
+  });
+  uint32_t error1 = c.Open({{"streamType", "error"}, {"port", port}});
+  uint32_t data1 = c.Open({{"streamType", "data"}, {"port", port}});
+  c.Send(data1, "pong", true);
+  ASSERT_TRUE(c.WaitFin(data1));
+  ASSERT_TRUE(c.WaitFin(error1));
+  EXPECT_EQ(c.data[data1], "pong");
+  echo2.join();
   listener.reset();
   // Nothing listens there now.
   uint32_t error2 = c.Open({{"streamType", "error"}, {"port", port}, {"requestID", "1"}});
@@ -254,6 +270,21 @@ TEST_F(StreamingServerTest, PortForwardCarriesConnectionsAndReportsDialErrors) {
   ASSERT_TRUE(c.WaitFin(data2));
   EXPECT_THAT(c.data[error2], AllOf(HasSubstr("error forwarding port " + port + " to pod pod1"),
                                     HasSubstr("Connection refused")));
+}
+
+TEST_F(StreamingServerTest, AProcessThatDoesNotReadStdinStallsNothing) {
+  Start();
+  SpdyTestClient c;
+  ASSERT_THAT(c.Upgrade(Exec("sleep 2", true, true, false), {"v4.channel.k8s.io"}),
+              StartsWith("HTTP/1.1 101"));
+  uint32_t error = c.Open({{"streamType", "error"}});
+  uint32_t in = c.Open({{"streamType", "stdin"}});
+  (void)c.Open({{"streamType", "stdout"}});
+  // 4 MiB more than a pipe and the writer's queue hold.
+  for (int i = 0; i < 128; ++i) ASSERT_TRUE(c.Send(in, std::string(32768, 'x'), false));
+  // The exit still comes through.
+  ASSERT_TRUE(c.WaitFin(error));
+  EXPECT_THAT(c.data[error], HasSubstr("Success"));
 }
 
 TEST_F(StreamingServerTest, StoppingEndsTheSessionsInFlight) {

@@ -16,7 +16,8 @@ namespace {
 
 // Limits on what a peer may send: a header block (inflated) and a frame.
 constexpr size_t kMaxHeaderBlock = 1 << 20;
-constexpr size_t kMaxFrame = 16 << 20;  // the 24-bit length field's own limit
+// spdystream writes what it is given as one frame; client-go copies in 32 KiB.
+constexpr size_t kMaxFrame = 4 << 20;
 constexpr uint16_t kVersion = 3;
 
 void PutU32(std::string& out, uint32_t v) {
@@ -178,7 +179,9 @@ absl::StatusOr<SpdyHeaders> HeaderDecoder::Decode(absl::string_view block) {
   z_.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(block.data()));
   z_.avail_in = static_cast<uInt>(block.size());
   char buf[4096];
-  while (z_.avail_in > 0) {
+  // Until the input is used up and zlib has nothing more to give (a full
+  // output buffer may leave output pending).
+  while (z_.avail_in > 0 || plain.empty() || z_.avail_out == 0) {
     z_.next_out = reinterpret_cast<Bytef*>(buf);
     z_.avail_out = sizeof(buf);
     int r = inflate(&z_, Z_SYNC_FLUSH);
@@ -198,7 +201,7 @@ absl::StatusOr<SpdyHeaders> HeaderDecoder::Decode(absl::string_view block) {
     if (plain.size() > kMaxHeaderBlock) {
       return absl::InvalidArgumentError("spdy: header block over 1 MiB");
     }
-    if (r == Z_BUF_ERROR && z_.avail_out != 0) break;  // no progress possible
+    if (r == Z_BUF_ERROR || (z_.avail_in == 0 && z_.avail_out != 0)) break;
   }
   absl::string_view p = plain;
   auto take_u32 = [&p](uint32_t* v) {
@@ -396,6 +399,12 @@ absl::Status SpdyConn::GoAway() {
   PutU32(payload, last_peer_stream_);
   PutU32(payload, 0);  // OK
   return WriteControl(kGoAway, 0, payload);
+}
+
+bool SpdyConn::PeerGone() const {
+  // POLLRDHUP: the peer's FIN, or our own shutdown (StreamingServer's stop).
+  struct pollfd p = {fd_.get(), POLLRDHUP, 0};
+  return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
 void SpdyConn::Shutdown() {

@@ -133,6 +133,9 @@ class SpdyConn {
   // Wakes the reader (Next answers kClosed) and fails later writes; the
   // socket itself closes with the object. Any thread.
   void Shutdown();
+  // True once the peer half-closed or the socket was shut down (a check
+  // without reading, for threads waiting on something else).
+  bool PeerGone() const;
   int fd() const { return fd_.get(); }
 
  private:

@@ -4,10 +4,12 @@
 // pod's port (DialPod, in the pod's network namespace).
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sched.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <thread>
@@ -102,6 +104,22 @@ absl::StatusOr<UniqueFd> CriService::StartExec(const streaming::ExecTarget& targ
   e->set_stdio_fds(true);
   const std::string bundle = Snapshot(*container).bundle();
   return shim::SendShimRequest(bundle + "/shim.sock", exec, {stdio[0], stdio[1], stdio[2]});
+}
+
+absl::StatusOr<UniqueFd> CriService::OpenTerminal(const streaming::ExecTarget& target) {
+  BERTH_ASSIGN_OR_RETURN(std::shared_ptr<lifecycle::ContainerObject> container,
+                         registry_.FindContainer(target.container_id, "container_id"));
+  st::Container r = Snapshot(*container);
+  const std::string root = absl::StrCat("/proc/", r.init_pid(), "/root");
+  BERTH_ASSIGN_OR_RETURN(UniqueFd dir, OpenFile(root, O_PATH | O_DIRECTORY));
+  // The container's files are its own: resolved inside its root, no symlink
+  // followed, so nothing in it can point this open at a file of the host.
+  struct open_how how = {};
+  how.flags = O_RDWR | O_NOCTTY | O_CLOEXEC;
+  how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;
+  int fd = static_cast<int>(syscall(SYS_openat2, dir.get(), "dev/pts/ptmx", &how, sizeof(how)));
+  if (fd < 0) return ErrnoStatus(errno, "openat2", root + "/dev/pts/ptmx");
+  return UniqueFd(fd);
 }
 
 absl::StatusOr<UniqueFd> CriService::DialPod(const std::string& sandbox_id, uint16_t port) {

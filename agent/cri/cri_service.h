@@ -81,6 +81,7 @@ class CriService : public streaming::StreamRuntime {
   absl::StatusOr<UniqueFd> StartExec(const streaming::ExecTarget& target,
                                      const int stdio[3]) override;
   absl::StatusOr<UniqueFd> DialPod(const std::string& sandbox_id, uint16_t port) override;
+  absl::StatusOr<UniqueFd> OpenTerminal(const streaming::ExecTarget& target) override;
 
   // Runtime configuration (runtime_config.cc).
   absl::StatusOr<runtime::v1::UpdateRuntimeConfigResponse> UpdateRuntimeConfig(

@@ -129,17 +129,19 @@ struct Stdio {
   UniqueFd in, out, err;  // ours; on a terminal `out` is the master and `in` a dup of it
 };
 
-absl::StatusOr<Stdio> MakeStdio(const ExecTarget& t) {
+absl::StatusOr<Stdio> MakeStdio(const ExecTarget& t, StreamRuntime& runtime) {
   Stdio s;
   if (t.tty) {
-    UniqueFd master(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
+    // The container's devpts when it has one; the slave comes from the master
+    // itself (TIOCGPTPEER), never by a path inside the container.
+    absl::StatusOr<UniqueFd> own = runtime.OpenTerminal(t);
+    UniqueFd master =
+        own.ok() ? std::move(*own) : UniqueFd(posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC));
     if (!master.valid()) return ErrnoStatus(errno, "posix_openpt");
-    if (grantpt(master.get()) != 0) return ErrnoStatus(errno, "grantpt");
     if (unlockpt(master.get()) != 0) return ErrnoStatus(errno, "unlockpt");
-    char name[64];
-    if (ptsname_r(master.get(), name, sizeof(name)) != 0) return ErrnoStatus(errno, "ptsname");
-    UniqueFd slave(open(name, O_RDWR | O_NOCTTY | O_CLOEXEC));
-    if (!slave.valid()) return ErrnoStatus(errno, "open", name);
+    UniqueFd slave(ioctl(master.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
+    if (!slave.valid()) return ErrnoStatus(errno, "TIOCGPTPEER");
+    const char* name = "pty slave";
     for (auto& c : s.child) {
       c.reset(fcntl(slave.get(), F_DUPFD_CLOEXEC, 3));
       if (!c.valid()) return ErrnoStatus(errno, "dup", name);
@@ -210,7 +212,7 @@ void RunExecSession(SpdyConn& conn, const std::string& protocol, const ExecTarge
     }
   };
   // 2. The process.
-  absl::StatusOr<Stdio> stdio = MakeStdio(t);
+  absl::StatusOr<Stdio> stdio = MakeStdio(t, runtime);
   absl::StatusOr<UniqueFd> shim_conn = absl::InternalError("no stdio");
   if (!stdio.ok()) {
     shim_conn = stdio.status();

@@ -55,6 +55,12 @@ class StreamRuntime {
   virtual absl::StatusOr<UniqueFd> StartExec(const ExecTarget& target, const int stdio[3]) = 0;
   // A TCP connection to localhost:port inside the pod's network namespace.
   virtual absl::StatusOr<UniqueFd> DialPod(const std::string& sandbox_id, uint16_t port) = 0;
+  // For an exec on a terminal: a pty master of the container's own devpts
+  // (its /dev/pts/ptmx), so that the slave has a name inside the container
+  // (`tty`, ttyname(3), sudo). On error the session uses the host's /dev/ptmx.
+  virtual absl::StatusOr<UniqueFd> OpenTerminal(const ExecTarget& target) {
+    return absl::UnimplementedError("no terminal of the container's own");
+  }
 };
 
 struct StreamingOptions {

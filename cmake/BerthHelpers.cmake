@@ -82,12 +82,23 @@ function(berth_cc_test)
   if(ARG_LABELS)
     set(labels ${ARG_LABELS})
   endif()
-  # LOCK: tests sharing one machine-wide resource (ctest RESOURCE_LOCK) never run at once.
-  set(lock)
+  gtest_discover_tests(${ARG_NAME} DISCOVERY_TIMEOUT 30)
+  # Labels and LOCK (tests sharing one machine-wide resource, ctest
+  # RESOURCE_LOCK, never run at once) are set on the discovered tests by a file
+  # ctest reads after gtest's list. Passed through gtest_discover_tests'
+  # PROPERTIES, a list ("e2e;root") came out flat: LABELS e2e plus a stray
+  # "root" property that swallowed RESOURCE_LOCK, so the CNI e2e tests ran
+  # beside each other and raced on portmap's iptables chains.
+  set(props "LABELS [==[${labels}]==]")
   if(ARG_LOCK)
-    set(lock RESOURCE_LOCK ${ARG_LOCK})
+    string(APPEND props " RESOURCE_LOCK ${ARG_LOCK}")
   endif()
-  gtest_discover_tests(${ARG_NAME} PROPERTIES LABELS "${labels}" ${lock} DISCOVERY_TIMEOUT 30)
+  set(file "${CMAKE_CURRENT_BINARY_DIR}/${ARG_NAME}_properties.cmake")
+  file(WRITE "${file}"
+       "if(${ARG_NAME}_TESTS)\n"
+       "  set_tests_properties(\${${ARG_NAME}_TESTS} PROPERTIES ${props})\n"
+       "endif()\n")
+  set_property(DIRECTORY APPEND PROPERTY TEST_INCLUDE_FILES "${file}")
 endfunction()
 
 # Protocol buffers: protoc output stays in the build tree (STYLE.md 12), wrapped

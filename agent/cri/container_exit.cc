@@ -62,8 +62,16 @@ void CriService::OnExit(lifecycle::ContainerObject& container,
     }
   });
   if (!saved.ok()) BERTH_LOG(ERROR) << "container " << container.id << ": " << saved;
-  if (changed)
-    PublishContainerEvent(container.id, container.sandbox_id, v1::CONTAINER_STOPPED_EVENT);
+  if (!changed) return;
+  {
+    // A start in flight sends it after its STARTED (container_start.cc).
+    absl::MutexLock lock(&container.mu);
+    if (container.starting) {
+      container.stop_event_deferred = true;
+      return;
+    }
+  }
+  PublishContainerEvent(container.id, container.sandbox_id, v1::CONTAINER_STOPPED_EVENT);
 }
 
 }  // namespace berth

@@ -4,6 +4,9 @@
 // start that fails (the program is missing, say) leaves the container EXITED
 // with reason "StartError" and exit code 128, as containerd reports it, and the
 // error naming what failed goes back to the caller.
+#include <utility>
+
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "agent/cri/cri_service.h"
@@ -28,6 +31,22 @@ absl::StatusOr<v1::StartContainerResponse> CriService::StartContainer(
                                                       v1::ContainerState_Name(CriState(r)),
                                                       ", not CONTAINER_CREATED"));
   }
+  {
+    absl::MutexLock lock(&container->mu);
+    container->starting = true;
+  }
+  // Whatever way this ends: the exit's STOPPED, if the monitor held it back, after ours.
+  bool started_event = false;
+  absl::Cleanup events = [&] {
+    bool deferred;
+    {
+      absl::MutexLock lock(&container->mu);
+      container->starting = false;
+      deferred = std::exchange(container->stop_event_deferred, false);
+    }
+    if (started_event) PublishContainerEvent(r.id(), r.sandbox_id(), v1::CONTAINER_STARTED_EVENT);
+    if (deferred) PublishContainerEvent(r.id(), r.sandbox_id(), v1::CONTAINER_STOPPED_EVENT);
+  };
   absl::StatusOr<shim::v1::Response> started =
       shim::CallShim(r.bundle() + "/shim.sock", shim::StartRequest());
   const int64_t now = NowNs();
@@ -44,7 +63,7 @@ absl::StatusOr<v1::StartContainerResponse> CriService::StartContainer(
       rec.set_reason("StartError");
       rec.set_message(std::string(started.status().message()));
     }));
-    if (!already_stopped) {
+    if (!already_stopped) {  // else the monitor's, held back (the cleanup above sends it)
       PublishContainerEvent(r.id(), r.sandbox_id(), v1::CONTAINER_STOPPED_EVENT);
     }
     return Annotate(started.status(), absl::StrCat("start container `", r.id(), "`"));
@@ -54,7 +73,7 @@ absl::StatusOr<v1::StartContainerResponse> CriService::StartContainer(
     // The exit monitor may already have seen a short-lived process end.
     if (rec.phase() == st::CREATED) rec.set_phase(st::RUNNING);
   }));
-  PublishContainerEvent(r.id(), r.sandbox_id(), v1::CONTAINER_STARTED_EVENT);
+  started_event = true;  // sent by the cleanup, before a held-back STOPPED
   if (agent_metrics_ != nullptr) agent_metrics_->ContainerStarted(absl::Now() - begin);
   return v1::StartContainerResponse();
 }

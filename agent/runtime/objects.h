@@ -51,6 +51,11 @@ struct ContainerObject {
   // The shim is berthd's own child (launched by this process, not re-adopted
   // after a restart): berthd reaps it after delete.
   bool shim_is_child ABSL_GUARDED_BY(mu) = false;
+  // StartContainer is between its start request and its STARTED event; an
+  // exit seen meanwhile (a process that ends at once) has its STOPPED event
+  // sent by StartContainer after STARTED, so events keep their order.
+  bool starting ABSL_GUARDED_BY(mu) = false;
+  bool stop_event_deferred ABSL_GUARDED_BY(mu) = false;
   // Signalled when the record reaches STOPPED (exit monitor).
   absl::CondVar exited;
 };

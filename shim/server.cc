@@ -253,6 +253,9 @@ void Server::CloseConn(int fd) {
   Unwatch(fd);
   conns_.erase(fd);
   waiters_.erase(std::remove(waiters_.begin(), waiters_.end(), fd), waiters_.end());
+  attachers_.erase(std::remove_if(attachers_.begin(), attachers_.end(),
+                                  [fd](const Attacher& a) { return a.conn == fd; }),
+                   attachers_.end());
   for (auto& e : execs_) {
     if (e->conn != fd) continue;
     e->conn = -1;
@@ -305,6 +308,9 @@ void Server::Dispatch(int fd, const v1::Request& request) {
       break;
     case v1::Request::kDelete:
       HandleDelete(fd);
+      return;
+    case v1::Request::kAttach:
+      HandleAttach(fd);
       return;
     case v1::Request::KIND_NOT_SET:
       s = absl::InvalidArgumentError("request has no kind (newer client?)");
@@ -458,6 +464,12 @@ void Server::OnInitOutput(int fd, CriStream stream) {
         absl::Status s = log_->Write(stream, absl::string_view(buf, static_cast<size_t>(n)));
         if (!s.ok()) BERTH_LOG(WARNING) << "container log: " << s;
       }
+      for (Attacher& a : attachers_) {
+        UniqueFd& to = stream == CriStream::kStdout ? a.out : a.err;
+        if (!to) continue;
+        // Non-blocking: a full pipe drops this chunk for that attacher only.
+        if (write(to.get(), buf, static_cast<size_t>(n)) < 0 && errno != EAGAIN) to.reset();
+      }
       continue;
     }
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
@@ -478,9 +490,34 @@ void Server::OnInitExit(int status) {
   if (!s.ok()) BERTH_LOG(ERROR) << "exit file: " << s;
   v1::Response r;
   *r.mutable_exit() = exit;
+  AnswerExit(r);
+}
+
+void Server::AnswerExit(const v1::Response& r) {
   std::vector<int> waiters;
   waiters.swap(waiters_);
   for (int fd : waiters) Reply(fd, r);
+  std::vector<Attacher> attachers;
+  attachers.swap(attachers_);
+  for (Attacher& a : attachers) Reply(a.conn, r);  // their fds close here: EOF
+}
+
+void Server::HandleAttach(int fd) {
+  Conn& c = conns_[fd];
+  std::vector<UniqueFd> fds = std::move(c.fds);
+  if (fds.size() != 2 || c.fds_truncated) {
+    Reply(fd, ErrorResponse(absl::InvalidArgumentError(absl::StrCat(
+                  "attach: needs 2 fds (stdout, stderr) with the request, got ", fds.size()))));
+    return;
+  }
+  if (init_exited_) {
+    v1::Response r;
+    *r.mutable_exit() = container_->exit_status();
+    Reply(fd, r);
+    return;
+  }
+  for (const UniqueFd& f : fds) fcntl(f.get(), F_SETFL, fcntl(f.get(), F_GETFL) | O_NONBLOCK);
+  attachers_.push_back(Attacher{fd, std::move(fds[0]), std::move(fds[1])});
 }
 
 void Server::HandleDelete(int fd) {
@@ -490,9 +527,7 @@ void Server::HandleDelete(int fd) {
     (void)WriteExitFile(options_.exit_file, container_->exit_status());
     v1::Response r;
     *r.mutable_exit() = container_->exit_status();
-    std::vector<int> waiters;
-    waiters.swap(waiters_);
-    for (int w : waiters) Reply(w, r);
+    AnswerExit(r);
   }
   if (!s.ok()) {
     Reply(fd, ErrorResponse(s));

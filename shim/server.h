@@ -88,6 +88,9 @@ class Server {
   int NextTimeoutMs() const;
   void HandleExec(int fd, const v1::ExecRequest& request);
   void HandleDelete(int fd);
+  void HandleAttach(int fd);
+  // Replies to every wait and attach with init's exit; attachers' fds close.
+  void AnswerExit(const v1::Response& r);
 
   ServerOptions options_;
   std::unique_ptr<Container> container_;
@@ -98,6 +101,11 @@ class Server {
   UniqueFd init_out_, init_err_;
   std::map<int, Conn> conns_;
   std::vector<int> waiters_;
+  struct Attacher {
+    int conn = -1;
+    UniqueFd out, err;
+  };
+  std::vector<Attacher> attachers_;
   std::vector<std::unique_ptr<Exec>> execs_;
   bool init_exited_ = false;
   bool done_ = false;

@@ -205,6 +205,36 @@ TEST_F(ShimTest, AStreamingExecWhoseClientGoesIsKilled) {
   EXPECT_THAT(Call(*shim, StateRequest()), IsOk());
 }
 
+TEST_F(ShimTest, AttachCopiesInitsOutputUntilItExits) {
+  absl::StatusOr<LaunchedShim> shim =
+      Launch(Spec({"sh", "-c", "sleep 0.5; echo out; echo err >&2; exit 2"}));
+  ASSERT_THAT(shim, IsOk());
+  int out[2], err[2];
+  ASSERT_EQ(pipe2(out, O_CLOEXEC), 0);
+  ASSERT_EQ(pipe2(err, O_CLOEXEC), 0);
+  UniqueFd out_r(out[0]), err_r(err[0]);
+  v1::Request attach;
+  attach.mutable_attach();
+  absl::StatusOr<UniqueFd> conn = SendShimRequest(shim->socket, attach, {out[1], err[1]});
+  close(out[1]);
+  close(err[1]);
+  ASSERT_THAT(conn, IsOk());
+  ASSERT_THAT(Call(*shim, StartRequest()), IsOk());
+  absl::StatusOr<v1::Response> r = ReceiveShimResponse(*conn);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->exit().exit_code(), 2);
+  // The shim closed its ends with the answer: EOF after the output.
+  EXPECT_EQ(ReadToEof(out_r.get()), "out\n");
+  EXPECT_EQ(ReadToEof(err_r.get()), "err\n");
+  EXPECT_EQ(LogText(*shim), "out\nerr\n");  // the log has it too
+  // After the exit, an attach is answered at once.
+  conn = SendShimRequest(shim->socket, attach, {out_r.get(), err_r.get()});
+  ASSERT_THAT(conn, IsOk());
+  r = ReceiveShimResponse(*conn);
+  ASSERT_THAT(r, IsOk());
+  EXPECT_EQ(r->exit().exit_code(), 2);
+}
+
 TEST_F(ShimTest, ExecOnATerminalMakesItTheControllingTerminal) {
   absl::StatusOr<LaunchedShim> shim = Launch(Spec({"/bin/probe", "sleep", "60"}, true));
   ASSERT_THAT(shim, IsOk());

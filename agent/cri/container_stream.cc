@@ -1,4 +1,4 @@
-// Exec and PortForward: the RPC checks the request and answers with a URL on
+// Exec, Attach and PortForward: the RPC checks the request and answers with a URL on
 // the streaming server (agent/streaming); the session that follows comes back
 // here for the process (StartExec, through the shim as ExecSync) and for the
 // pod's port (DialPod, in the pod's network namespace).
@@ -67,6 +67,52 @@ absl::StatusOr<v1::ExecResponse> CriService::Exec(const v1::ExecRequest& request
   v1::ExecResponse response;
   response.set_url(url);
   return response;
+}
+
+absl::StatusOr<v1::AttachResponse> CriService::Attach(const v1::AttachRequest& request) {
+  BERTH_ASSIGN_OR_RETURN(std::shared_ptr<lifecycle::ContainerObject> container,
+                         registry_.FindContainer(request.container_id(), "container_id"));
+  // CreateContainer refuses config.stdin and config.tty (not supported yet),
+  // so a container has neither to attach to.
+  if (request.stdin()) {
+    return absl::InvalidArgumentError(
+        "stdin: the container has no stdin (berth does not support config.stdin yet)");
+  }
+  if (request.tty()) {
+    return absl::InvalidArgumentError(
+        "tty: the container has no terminal (berth does not support config.tty yet)");
+  }
+  if (!request.stdout() && !request.stderr()) {
+    return absl::InvalidArgumentError("stdout, stderr: at least one must be true");
+  }
+  st::Container r = Snapshot(*container);
+  if (r.phase() != st::RUNNING) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("container_id: container `", r.id(), "` is not running"));
+  }
+  if (!streaming_)
+    return absl::UnavailableError("the streaming server is off (--streaming-address)");
+  streaming::ExecTarget target;
+  target.container_id = container->id;
+  target.out = request.stdout();
+  target.err = request.stderr();
+  BERTH_ASSIGN_OR_RETURN(std::string url, streaming_->AttachUrl(std::move(target)));
+  v1::AttachResponse response;
+  response.set_url(url);
+  return response;
+}
+
+absl::StatusOr<UniqueFd> CriService::StartAttach(const streaming::ExecTarget& target,
+                                                 const int stdio[3]) {
+  BERTH_ASSIGN_OR_RETURN(std::shared_ptr<lifecycle::ContainerObject> container,
+                         registry_.FindContainer(target.container_id, "container_id"));
+  st::Container r = Snapshot(*container);
+  if (r.phase() != st::RUNNING) {
+    return absl::FailedPreconditionError(absl::StrCat("container `", r.id(), "` is not running"));
+  }
+  shim::v1::Request attach;
+  attach.mutable_attach();
+  return shim::SendShimRequest(r.bundle() + "/shim.sock", attach, {stdio[1], stdio[2]});
 }
 
 absl::StatusOr<v1::PortForwardResponse> CriService::PortForward(

@@ -77,11 +77,14 @@ class CriService : public streaming::StreamRuntime {
   absl::StatusOr<runtime::v1::ExecResponse> Exec(const runtime::v1::ExecRequest& request);
   absl::StatusOr<runtime::v1::PortForwardResponse> PortForward(
       const runtime::v1::PortForwardRequest& request);
+  absl::StatusOr<runtime::v1::AttachResponse> Attach(const runtime::v1::AttachRequest& request);
   // streaming::StreamRuntime: what the sessions ask for.
   absl::StatusOr<UniqueFd> StartExec(const streaming::ExecTarget& target,
                                      const int stdio[3]) override;
   absl::StatusOr<UniqueFd> DialPod(const std::string& sandbox_id, uint16_t port) override;
   absl::StatusOr<UniqueFd> OpenTerminal(const streaming::ExecTarget& target) override;
+  absl::StatusOr<UniqueFd> StartAttach(const streaming::ExecTarget& target,
+                                       const int stdio[3]) override;
 
   // Runtime configuration (runtime_config.cc).
   absl::StatusOr<runtime::v1::UpdateRuntimeConfigResponse> UpdateRuntimeConfig(

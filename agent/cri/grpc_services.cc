@@ -62,7 +62,7 @@ class RuntimeService final : public v1::RuntimeService::Service {
   BERTH_CRI_UNARY(ReopenContainerLog)
   BERTH_CRI_UNARY(ExecSync)
   BERTH_CRI_UNARY(Exec)
-  BERTH_CRI_UNBUILT(Attach)
+  BERTH_CRI_UNARY(Attach)
   BERTH_CRI_UNARY(PortForward)
   BERTH_CRI_UNARY(ContainerStats)
   BERTH_CRI_UNARY(ListContainerStats)

@@ -218,7 +218,7 @@ void RunExecSession(SpdyConn& conn, const std::string& protocol, const ExecTarge
     shim_conn = stdio.status();
   } else {
     const int child[3] = {stdio->child[0].get(), stdio->child[1].get(), stdio->child[2].get()};
-    shim_conn = runtime.StartExec(t, child);
+    shim_conn = t.attach ? runtime.StartAttach(t, child) : runtime.StartExec(t, child);
     for (auto& c : stdio->child) c.reset();  // the process has its own
   }
   if (!shim_conn.ok()) {
@@ -324,7 +324,9 @@ void RunExecSession(SpdyConn& conn, const std::string& protocol, const ExecTarge
     return;
   }
   waiter.join();
-  finish(wait_failure, exit_code);
+  // An attach ends with its container; the container's exit code is its own
+  // (ContainerStatus), not the session's outcome.
+  finish(wait_failure, t.attach ? 0 : exit_code);
 }
 
 }  // namespace berth::streaming

@@ -115,6 +115,11 @@ absl::StatusOr<std::string> StreamingServer::ExecUrl(ExecTarget target) {
   return Insert(std::move(target), "exec");
 }
 
+absl::StatusOr<std::string> StreamingServer::AttachUrl(ExecTarget target) {
+  target.attach = true;
+  return Insert(std::move(target), "attach");
+}
+
 absl::StatusOr<std::string> StreamingServer::PortForwardUrl(PortForwardTarget target) {
   return Insert(std::move(target), "portforward");
 }
@@ -217,11 +222,14 @@ void StreamingServer::Serve(uint64_t id, UniqueFd fd) {
     return;
   }
   absl::string_view path = request->path;
-  const bool exec = absl::ConsumePrefix(&path, "/exec/");
+  const bool run = absl::ConsumePrefix(&path, "/exec/");
+  const bool attach = !run && absl::ConsumePrefix(&path, "/attach/");
+  const bool exec = run || attach;  // the same protocol
   const bool forward = !exec && absl::ConsumePrefix(&path, "/portforward/");
   Target target;
   if ((!exec && !forward) || !Take(std::string(path), &target) ||
-      std::holds_alternative<ExecTarget>(target) != exec) {
+      std::holds_alternative<ExecTarget>(target) != exec ||
+      (exec && std::get<ExecTarget>(target).attach != attach)) {
     WriteHttpError(raw, 404, "no such stream: the URL is unknown, used or expired");
     finish();
     return;

@@ -4,11 +4,12 @@
 // the session:
 //
 //   GET|POST /exec/<token>         remotecommand v2..v5.channel.k8s.io
+//   GET|POST /attach/<token>       the same protocols, to the container's process
 //   GET|POST /portforward/<token>  portforward.k8s.io
 //
 // A token is made by the RPC and taken by the first connection that presents
 // it: single use, valid one minute, at most 1000 waiting (as kubelet's
-// reference server). Attach is not served (its RPC answers UNIMPLEMENTED).
+// reference server).
 // WebSocket clients get 400 naming SPDY: Kubernetes' API server translates
 // WebSocket to SPDY towards the node, and crictl speaks SPDY by default.
 //
@@ -39,6 +40,9 @@ struct ExecTarget {
   std::string container_id;
   std::vector<std::string> cmd;
   bool tty = false, in = false, out = false, err = false;
+  // An attach to the container's own process instead (cmd unused): its
+  // output from now on; the session ends when it exits.
+  bool attach = false;
 };
 
 struct PortForwardTarget {
@@ -53,6 +57,11 @@ class StreamRuntime {
   // slave three times). The answer is the shim connection, which answers
   // with the exit status when the process is reaped (shim::ReceiveShimResponse).
   virtual absl::StatusOr<UniqueFd> StartExec(const ExecTarget& target, const int stdio[3]) = 0;
+  // Attach: the container's output copied to stdio[1] and stdio[2] from now
+  // on; the shim connection answers when the container exits.
+  virtual absl::StatusOr<UniqueFd> StartAttach(const ExecTarget& target, const int stdio[3]) {
+    return absl::UnimplementedError("attach");
+  }
   // A TCP connection to localhost:port inside the pod's network namespace.
   virtual absl::StatusOr<UniqueFd> DialPod(const std::string& sandbox_id, uint16_t port) = 0;
   // For an exec on a terminal: a pty master of the container's own devpts
@@ -86,6 +95,8 @@ class StreamingServer {
   std::string base_url() const { return base_url_; }
   // RESOURCE_EXHAUSTED when max_tokens are waiting.
   absl::StatusOr<std::string> ExecUrl(ExecTarget target);
+  // target.attach is set.
+  absl::StatusOr<std::string> AttachUrl(ExecTarget target);
   absl::StatusOr<std::string> PortForwardUrl(PortForwardTarget target);
 
   // Sessions running now (for tests and metrics).

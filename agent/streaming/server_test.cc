@@ -67,6 +67,12 @@ class FakeRuntime : public StreamRuntime {
     });
     return UniqueFd(sv[0]);
   }
+  // The "container" is a process started now that says its piece.
+  absl::StatusOr<UniqueFd> StartAttach(const ExecTarget& target, const int stdio[3]) override {
+    ExecTarget t = target;
+    t.cmd = {"echo attached; echo to-err >&2; exit 3"};
+    return StartExec(t, stdio);
+  }
   absl::StatusOr<UniqueFd> DialPod(const std::string& sandbox_id, uint16_t port) override {
     if (sandbox_id != "pod1") return absl::NotFoundError("no pod");
     UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -180,6 +186,35 @@ TEST_F(StreamingServerTest, ExecCopiesStdioAndReportsTheExitCode) {
   EXPECT_EQ(c.data[err], "e\n");
   EXPECT_THAT(c.data[error], HasSubstr("\"reason\":\"NonZeroExitCode\""));
   EXPECT_THAT(c.data[error], HasSubstr("{\"message\":\"2\",\"reason\":\"ExitCode\"}"));
+}
+
+TEST_F(StreamingServerTest, AttachCopiesOutputAndEndsInSuccess) {
+  Start();
+  ExecTarget t;
+  t.container_id = "c1";
+  t.out = t.err = true;
+  absl::StatusOr<std::string> url = server_->AttachUrl(t);
+  ASSERT_THAT(url.status(), IsOk());
+  EXPECT_THAT(*url, StartsWith(server_->base_url() + "attach/"));
+  // Not an exec token.
+  SpdyTestClient wrong;
+  EXPECT_THAT(
+      wrong.Upgrade(absl::StrReplaceAll(*url, {{"/attach/", "/exec/"}}), {"v4.channel.k8s.io"}),
+      StartsWith("HTTP/1.1 404"));
+  url = server_->AttachUrl(t);
+  ASSERT_THAT(url.status(), IsOk());
+  SpdyTestClient c;
+  ASSERT_THAT(c.Upgrade(*url, {"v4.channel.k8s.io"}), StartsWith("HTTP/1.1 101"));
+  uint32_t error = c.Open({{"streamType", "error"}});
+  uint32_t out = c.Open({{"streamType", "stdout"}});
+  uint32_t err = c.Open({{"streamType", "stderr"}});
+  ASSERT_TRUE(c.WaitFin(error));
+  ASSERT_TRUE(c.WaitFin(out));
+  ASSERT_TRUE(c.WaitFin(err));
+  EXPECT_EQ(c.data[out], "attached\n");
+  EXPECT_EQ(c.data[err], "to-err\n");
+  // The container's exit code is its own, not the attach's.
+  EXPECT_THAT(c.data[error], HasSubstr("\"status\":\"Success\""));
 }
 
 TEST_F(StreamingServerTest, ExecV3SaysNothingOnSuccess) {

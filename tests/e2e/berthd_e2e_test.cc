@@ -121,13 +121,9 @@ TEST(BerthdStatusTest, RuntimeReadyWhenShimIsThere) {
 
 TEST_F(BerthdTest, UnbuiltRpcsAnswerUnimplementedNamingTheMethod) {
   auto runtime = v1::RuntimeService::NewStub(berthd_.Channel());
-  v1::AttachResponse attach;
-  grpc::Status s = runtime->Attach(Ctx().get(), v1::AttachRequest(), &attach);
-  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
-  EXPECT_THAT(s.error_message(), HasSubstr("runtime.v1.RuntimeService/Attach"));
-
   v1::CheckpointContainerResponse checkpoint;
-  s = runtime->CheckpointContainer(Ctx().get(), v1::CheckpointContainerRequest(), &checkpoint);
+  grpc::Status s =
+      runtime->CheckpointContainer(Ctx().get(), v1::CheckpointContainerRequest(), &checkpoint);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNIMPLEMENTED);
   EXPECT_THAT(s.error_message(), HasSubstr("runtime.v1.RuntimeService/CheckpointContainer"));
 

@@ -202,6 +202,57 @@ TEST_F(StreamingTest, AClientThatGoesAwayHangsUpItsTerminal) {
   EXPECT_EQ(ps->stdout(), "0\n");
 }
 
+TEST_F(StreamingTest, AttachFollowsTheContainersOutputUntilItExits) {
+  // It waits for a file the test makes once attached, so nothing is missed.
+  absl::StatusOr<std::string> talker =
+      CreateContainer(pod_,
+                      ContainerConfig("talker", {"/bin/sh", "-c",
+                                                 "while [ ! -e /tmp/go ]; do sleep 0.05; done; "
+                                                 "echo hello; echo oops >&2; exit 3"}),
+                      pod_config_);
+  ASSERT_THAT(talker.status(), IsOk());
+  ASSERT_THAT(StartContainer(*talker), IsOk());
+  v1::AttachRequest req;
+  req.set_container_id(*talker);
+  req.set_stdout(true);
+  req.set_stderr(true);
+  v1::AttachResponse resp;
+  ASSERT_TRUE(runtime_->Attach(Ctx().get(), req, &resp).ok());
+  EXPECT_THAT(resp.url(), HasSubstr("/attach/"));
+  // The attach runs in the background; the go file comes once it is there.
+  const std::string out = dir_.path() + "/attach.out", err = dir_.path() + "/attach.err";
+  ASSERT_EQ(Shell(absl::StrCat("(timeout -s KILL 30 ", BERTH_STREAMCLIENT_PATH, " exec '",
+                               resp.url(), "' -stdout -stderr </dev/null >", out, " 2>", err,
+                               "; echo $? > ", out, ".rc) &")),
+            0);
+  usleep(500000);
+  ASSERT_THAT(ExecSync(*talker, {"touch", "/tmp/go"}).status(), IsOk());
+  absl::StatusOr<std::string> rc;
+  for (int i = 0; i < 200 && !(rc = ReadFile(out + ".rc")).ok(); ++i) usleep(50000);
+  ASSERT_THAT(rc.status(), IsOk());
+  EXPECT_EQ(*rc, "0\n") << ReadFile(err).value_or("");  // the session ends in Success
+  EXPECT_EQ(ReadFile(out).value_or(""), "hello\n");
+  EXPECT_THAT(ReadFile(err).value_or(""), HasSubstr("oops\n"));
+  ASSERT_THAT(WaitState(*talker, v1::CONTAINER_EXITED).status(), IsOk());
+
+  // What a container without stdin or a terminal cannot give.
+  req.set_container_id(container_);
+  req.set_stdin(true);
+  grpc::Status s = runtime_->Attach(Ctx().get(), req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("stdin"));
+  req.set_stdin(false);
+  req.set_stdout(false);
+  req.set_stderr(false);
+  EXPECT_EQ(runtime_->Attach(Ctx().get(), req, &resp).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
+  // An exited container takes no attach.
+  req.set_container_id(*talker);
+  req.set_stdout(true);
+  EXPECT_EQ(runtime_->Attach(Ctx().get(), req, &resp).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+}
+
 TEST_F(StreamingTest, PortForwardReachesTheServerInThePodsNetwork) {
   // httpd on 127.0.0.1:8080 inside the pod: the host cannot reach it, the
   // forward can.

@@ -24,18 +24,12 @@ absl::StatusOr<v1::ExecSyncResponse> CriService::ExecSync(const v1::ExecSyncRequ
   if (request.cmd().empty()) return absl::InvalidArgumentError("cmd: empty");
   if (request.timeout() < 0) return absl::InvalidArgumentError("timeout: negative");
   // No op_mu: an exec runs beside Stop and other execs; the shim orders them.
-  st::Container r = Snapshot(*container);
-  if (r.phase() != st::RUNNING) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("container_id: container `", r.id(), "` is not running"));
-  }
+  BERTH_ASSIGN_OR_RETURN(st::Container r, RunningRecord(*container));
   shim::v1::Request exec;
   shim::v1::ExecRequest* e = exec.mutable_exec();
-  if (!e->mutable_process()->ParseFromString(r.process())) {
-    return absl::InternalError(absl::StrCat("container `", r.id(), "`: unreadable process record"));
-  }
-  e->mutable_process()->clear_args();
-  for (const std::string& arg : request.cmd()) e->mutable_process()->add_args(arg);
+  BERTH_ASSIGN_OR_RETURN(
+      *e->mutable_process(),
+      ExecProcess(r, std::vector<std::string>(request.cmd().begin(), request.cmd().end())));
   e->set_timeout_ms(request.timeout() * 1000);
   e->set_max_output_bytes(kMaxExecOutput);
   BERTH_ASSIGN_OR_RETURN(shim::v1::Response response,

@@ -25,13 +25,18 @@ namespace berth {
 namespace v1 = runtime::v1;
 namespace st = ::berth::state::v1;
 
-absl::StatusOr<shim::v1::Process> CriService::ExecProcess(
-    const lifecycle::ContainerObject& container, const std::vector<std::string>& cmd) const {
+absl::StatusOr<st::Container> CriService::RunningRecord(
+    const lifecycle::ContainerObject& container) const {
   st::Container r = Snapshot(container);
   if (r.phase() != st::RUNNING) {
     return absl::FailedPreconditionError(
         absl::StrCat("container_id: container `", r.id(), "` is not running"));
   }
+  return r;
+}
+
+absl::StatusOr<shim::v1::Process> CriService::ExecProcess(const st::Container& r,
+                                                          const std::vector<std::string>& cmd) {
   shim::v1::Process process;
   if (!process.ParseFromString(r.process())) {
     return absl::InternalError(absl::StrCat("container `", r.id(), "`: unreadable process record"));
@@ -53,7 +58,8 @@ absl::StatusOr<v1::ExecResponse> CriService::Exec(const v1::ExecRequest& request
     return absl::InvalidArgumentError("stdin, stdout, stderr: at least one must be true");
   }
   std::vector<std::string> cmd(request.cmd().begin(), request.cmd().end());
-  BERTH_RETURN_IF_ERROR(ExecProcess(*container, cmd).status());
+  BERTH_ASSIGN_OR_RETURN(st::Container r, RunningRecord(*container));
+  BERTH_RETURN_IF_ERROR(ExecProcess(r, cmd).status());
   if (!streaming_)
     return absl::UnavailableError("the streaming server is off (--streaming-address)");
   streaming::ExecTarget target;
@@ -85,11 +91,7 @@ absl::StatusOr<v1::AttachResponse> CriService::Attach(const v1::AttachRequest& r
   if (!request.stdout() && !request.stderr()) {
     return absl::InvalidArgumentError("stdout, stderr: at least one must be true");
   }
-  st::Container r = Snapshot(*container);
-  if (r.phase() != st::RUNNING) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("container_id: container `", r.id(), "` is not running"));
-  }
+  BERTH_RETURN_IF_ERROR(RunningRecord(*container).status());
   if (!streaming_)
     return absl::UnavailableError("the streaming server is off (--streaming-address)");
   streaming::ExecTarget target;
@@ -106,10 +108,7 @@ absl::StatusOr<UniqueFd> CriService::StartAttach(const streaming::ExecTarget& ta
                                                  const int stdio[3]) {
   BERTH_ASSIGN_OR_RETURN(std::shared_ptr<lifecycle::ContainerObject> container,
                          registry_.FindContainer(target.container_id, "container_id"));
-  st::Container r = Snapshot(*container);
-  if (r.phase() != st::RUNNING) {
-    return absl::FailedPreconditionError(absl::StrCat("container `", r.id(), "` is not running"));
-  }
+  BERTH_ASSIGN_OR_RETURN(st::Container r, RunningRecord(*container));
   shim::v1::Request attach;
   attach.mutable_attach();
   return shim::SendShimRequest(r.bundle() + "/shim.sock", attach, {stdio[1], stdio[2]});
@@ -145,11 +144,11 @@ absl::StatusOr<UniqueFd> CriService::StartExec(const streaming::ExecTarget& targ
                          registry_.FindContainer(target.container_id, "container_id"));
   shim::v1::Request exec;
   shim::v1::ExecRequest* e = exec.mutable_exec();
-  BERTH_ASSIGN_OR_RETURN(*e->mutable_process(), ExecProcess(*container, target.cmd));
+  BERTH_ASSIGN_OR_RETURN(st::Container r, RunningRecord(*container));
+  BERTH_ASSIGN_OR_RETURN(*e->mutable_process(), ExecProcess(r, target.cmd));
   e->mutable_process()->set_terminal(target.tty);
   e->set_stdio_fds(true);
-  const std::string bundle = Snapshot(*container).bundle();
-  return shim::SendShimRequest(bundle + "/shim.sock", exec, {stdio[0], stdio[1], stdio[2]});
+  return shim::SendShimRequest(r.bundle() + "/shim.sock", exec, {stdio[0], stdio[1], stdio[2]});
 }
 
 absl::StatusOr<UniqueFd> CriService::OpenTerminal(const streaming::ExecTarget& target) {

@@ -164,10 +164,13 @@ class CriService : public streaming::StreamRuntime {
   void OnExit(lifecycle::ContainerObject& container,
               const absl::StatusOr<shim::v1::ExitStatus>& exit);  // container_exit.cc
   absl::Status Recover();                                         // recover.cc
-  // The process an exec runs: the container's, with `cmd` (FAILED_PRECONDITION
-  // unless it is running).
-  absl::StatusOr<shim::v1::Process> ExecProcess(const lifecycle::ContainerObject& container,
-                                                const std::vector<std::string>& cmd) const;
+  // The container's record; FAILED_PRECONDITION naming container_id unless it
+  // is running (exec, attach).
+  absl::StatusOr<lifecycle::state::Container> RunningRecord(
+      const lifecycle::ContainerObject& container) const;
+  // The process an exec runs in a running container's record: its own, with `cmd`.
+  static absl::StatusOr<shim::v1::Process> ExecProcess(const lifecycle::state::Container& r,
+                                                       const std::vector<std::string>& cmd);
 
   // The cgroup hierarchies (detected at Create); an error when there are none.
   absl::StatusOr<const CgroupLayout*> Cgroups() const;

@@ -237,6 +237,15 @@ std::string SpdyControlFrame(SpdyControlType type, uint8_t flags, absl::string_v
   return out;
 }
 
+std::string SpdySynStreamFrame(uint32_t stream, uint8_t flags, absl::string_view header_block) {
+  std::string payload;
+  PutU32(payload, stream & 0x7fffffffu);
+  PutU32(payload, 0);       // associated-to stream
+  payload.append(2, '\0');  // priority, slot
+  payload.append(header_block.data(), header_block.size());
+  return SpdyControlFrame(kSynStream, flags, payload);
+}
+
 std::string SpdyDataFrame(uint32_t stream, uint8_t flags, absl::string_view data) {
   std::string out = FrameHeader(stream & 0x7fffffffu, flags, data.size());
   out.append(data.data(), data.size());

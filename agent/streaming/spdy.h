@@ -154,6 +154,9 @@ class SpdyConn {
 
 // Frame builders, exposed for tests (they are what SpdyConn writes).
 std::string SpdyControlFrame(SpdyControlType type, uint8_t flags, absl::string_view payload);
+// A client's SYN_STREAM (no associated stream, priority 0) with a header
+// block from the client's HeaderEncoder; SpdyConn never sends one.
+std::string SpdySynStreamFrame(uint32_t stream, uint8_t flags, absl::string_view header_block);
 std::string SpdyDataFrame(uint32_t stream, uint8_t flags, absl::string_view data);
 
 }  // namespace berth::streaming

@@ -67,8 +67,7 @@ class SpdyConnTest : public ::testing::Test {
   std::string SynStream(uint32_t id, const SpdyHeaders& headers, uint8_t flags = 0) {
     absl::StatusOr<std::string> block = peer_encoder_.Encode(headers);
     EXPECT_THAT(block.status(), IsOk());
-    return SpdyControlFrame(kSynStream, flags,
-                            U32(id) + U32(0) + std::string("\0\0", 2) + block.value_or(""));
+    return SpdySynStreamFrame(id, flags, block.value_or(""));
   }
   std::string ReadPeer(size_t n) {
     std::string out(n, '\0');

@@ -15,11 +15,6 @@
 namespace berth::streaming {
 namespace {
 
-std::string U32(uint32_t v) {
-  return {static_cast<char>(v >> 24), static_cast<char>(v >> 16), static_cast<char>(v >> 8),
-          static_cast<char>(v)};
-}
-
 uint32_t GetU32(const std::string& s, size_t at) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data() + at);
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
@@ -81,8 +76,7 @@ uint32_t SpdyTestClient::Open(const SpdyHeaders& headers) {
   next_ += 2;
   absl::StatusOr<std::string> block = enc_.Encode(headers);
   if (!block.ok()) return 0;
-  SendAll(fd_.get(),
-          SpdyControlFrame(kSynStream, 0, U32(id) + U32(0) + std::string("\0\0", 2) + *block));
+  SendAll(fd_.get(), SpdySynStreamFrame(id, 0, *block));
   return id;
 }
 

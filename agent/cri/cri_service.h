@@ -128,8 +128,9 @@ class CriService : public streaming::StreamRuntime {
       const runtime::v1::ListImagesRequest& request);
   absl::StatusOr<runtime::v1::ImageStatusResponse> ImageStatus(
       const runtime::v1::ImageStatusRequest& request);
+  // `cancelled` (the gRPC call's) ends the pull early: images::ImageManager::Pull.
   absl::StatusOr<runtime::v1::PullImageResponse> PullImage(
-      const runtime::v1::PullImageRequest& request);
+      const runtime::v1::PullImageRequest& request, const images::Cancelled& cancelled = nullptr);
   absl::StatusOr<runtime::v1::RemoveImageResponse> RemoveImage(
       const runtime::v1::RemoveImageRequest& request);
   absl::StatusOr<runtime::v1::ImageFsInfoResponse> ImageFsInfo(

@@ -109,7 +109,17 @@ class ImageService final : public v1::ImageService::Service {
   BERTH_CRI_UNARY(ListImages)
   BERTH_CRI_UNBUILT_STREAM(StreamImages, StreamImagesRequest, StreamImagesResponse)
   BERTH_CRI_UNARY(ImageStatus)
-  BERTH_CRI_UNARY(PullImage)
+  // A pull ends when its client goes or its deadline passes (and when a
+  // shutdown's grace ends: grpc::Server::Shutdown cancels the calls left).
+  grpc::Status PullImage(grpc::ServerContext* context, const v1::PullImageRequest* request,
+                         v1::PullImageResponse* response) override {
+    images::Cancelled cancelled = [context] {
+      return context->IsCancelled() || std::chrono::system_clock::now() > context->deadline();
+    };
+    return boundary_.Unary(
+        kPrefix + "PullImage", *request, response,
+        [&](const v1::PullImageRequest& r) { return cri_.PullImage(r, cancelled); });
+  }
   BERTH_CRI_UNARY(RemoveImage)
   BERTH_CRI_UNARY(ImageFsInfo)
 

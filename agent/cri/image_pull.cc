@@ -10,7 +10,7 @@
 namespace berth {
 
 absl::StatusOr<runtime::v1::PullImageResponse> CriService::PullImage(
-    const runtime::v1::PullImageRequest& request) {
+    const runtime::v1::PullImageRequest& request, const images::Cancelled& cancelled) {
   const std::string& image = request.image().image();
   if (image.empty()) return absl::InvalidArgumentError("image.image is empty");
   images::Credentials creds;
@@ -29,7 +29,7 @@ absl::StatusOr<runtime::v1::PullImageResponse> CriService::PullImage(
     creds.password = decoded.substr(decoded.find(':') + 1);
   }
   const absl::Time begin = absl::Now();
-  absl::StatusOr<images::ImageRecord> r = images_->Pull(image, creds);
+  absl::StatusOr<images::ImageRecord> r = images_->Pull(image, creds, cancelled);
   if (agent_metrics_ != nullptr) {
     agent_metrics_->ImagePulled(r.ok() ? static_cast<uint64_t>(r->size) : 0, absl::Now() - begin,
                                 r.ok());

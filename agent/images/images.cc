@@ -307,11 +307,18 @@ using BusyKey = std::pair<const std::set<std::string>*, const std::string*>;
 bool IsFree(BusyKey* k) { return k->first->count(*k->second) == 0; }
 }  // namespace
 
-void ImageManager::Claim(const std::string& key) {
+absl::Status ImageManager::Claim(const std::string& key, const Cancelled& cancelled) {
   absl::MutexLock lock(&mu_);
   BusyKey arg(&busy_, &key);
-  mu_.Await(absl::Condition(&IsFree, &arg));
+  // Another pull of the same content runs; it ends by its own client's
+  // deadline, while this one looks at its own every 100 ms.
+  while (!mu_.AwaitWithTimeout(absl::Condition(&IsFree, &arg), absl::Milliseconds(100))) {
+    if (cancelled && cancelled()) {
+      return absl::CancelledError(absl::StrCat("cancelled waiting for another pull of ", key));
+    }
+  }
   busy_.insert(key);
+  return absl::OkStatus();
 }
 
 void ImageManager::Done(const std::string& key) {
@@ -320,7 +327,8 @@ void ImageManager::Done(const std::string& key) {
 }
 
 absl::StatusOr<ImageRecord> ImageManager::Pull(const std::string& image,
-                                               const Credentials& credentials) {
+                                               const Credentials& credentials,
+                                               const Cancelled& cancelled) {
   BERTH_ASSIGN_OR_RETURN(Reference ref, Reference::Parse(image));
   BERTH_ASSIGN_OR_RETURN(std::vector<RegistryEndpoint> endpoints,
                          ResolveEndpoints(options_.hosts_dir, ref.domain()));
@@ -329,8 +337,12 @@ absl::StatusOr<ImageRecord> ImageManager::Pull(const std::string& image,
   std::vector<std::string> failures;
   for (const RegistryEndpoint& ep : endpoints) {
     RegistryClient client(ep, credentials);
-    absl::StatusOr<ImageRecord> r = PullFrom(client, ref);
+    client.set_cancelled(cancelled);
+    absl::StatusOr<ImageRecord> r = PullFrom(client, ref, cancelled);
     if (r.ok()) return r;
+    if (cancelled && cancelled()) {
+      return absl::CancelledError(absl::StrCat("pull ", ref.String(), ": ", r.status().message()));
+    }
     BERTH_LOG(WARNING) << "pull " << ref.String() << " from " << ep.host << ": " << r.status();
     failures.push_back(absl::StrCat(ep.host, ": ", r.status().message()));
     // A verified digest mismatch is not the endpoint's fault alone: stop? No:
@@ -343,7 +355,8 @@ absl::StatusOr<ImageRecord> ImageManager::Pull(const std::string& image,
   return absl::InternalError("no endpoint");  // not reached: endpoints is never empty
 }
 
-absl::StatusOr<ImageRecord> ImageManager::PullFrom(RegistryClient& client, const Reference& ref) {
+absl::StatusOr<ImageRecord> ImageManager::PullFrom(RegistryClient& client, const Reference& ref,
+                                                   const Cancelled& cancelled) {
   const std::string repo = ref.path();
   const std::string wanted = ref.has_digest() ? ref.digest().string() : ref.tag();
   BERTH_ASSIGN_OR_RETURN(FetchedManifest fetched, client.GetManifest(repo, wanted));
@@ -376,9 +389,12 @@ absl::StatusOr<ImageRecord> ImageManager::PullFrom(RegistryClient& client, const
   std::vector<std::string> names;
   if (!ref.tag().empty()) names.push_back(ref.RepoTag());
   names.push_back(absl::StrCat(ref.Name(), "@", digest.string()));
-  return Finish(digest, manifest, names, [&](size_t i, auto* tee, bool* streamed) {
-    return FetchBlob(client, repo, manifest.layers[i], tee, streamed, /*layer=*/true);
-  });
+  return Finish(
+      digest, manifest, names,
+      [&](size_t i, auto* tee, bool* streamed) {
+        return FetchBlob(client, repo, manifest.layers[i], tee, streamed, /*layer=*/true);
+      },
+      cancelled);
 }
 
 absl::Status ImageManager::FetchBlob(RegistryClient& client, const std::string& repo,
@@ -386,22 +402,23 @@ absl::Status ImageManager::FetchBlob(RegistryClient& client, const std::string& 
                                      const std::function<bool(absl::string_view)>* tee,
                                      bool* streamed, bool layer) {
   if (streamed != nullptr) *streamed = false;
-  const std::string key = blob.digest.string();
-  Claim(key);
+  const std::string key = absl::StrCat("blob ", blob.digest.string());
+  BERTH_RETURN_IF_ERROR(Claim(key, client.cancelled()));
   absl::Status s = [&]() -> absl::Status {
     if (store_.Has(blob.digest)) return absl::OkStatus();  // another pull brought it
     BERTH_ASSIGN_OR_RETURN(Ingest ingest, store_.BeginIngest(blob.digest.algorithm()));
     // A layer blob is flushed behind the pull (Finish, Flush).
     ingest.set_durable(!layer);
     absl::Status write;
-    BERTH_RETURN_IF_ERROR(client.FetchBlob(repo, key, [&](absl::string_view chunk) {
-      write = ingest.Write(chunk);
-      if (write.ok() && tee != nullptr) {
-        if (streamed != nullptr) *streamed = true;
-        if (!(*tee)(chunk)) write = absl::AbortedError("the layer's unpacker stopped reading");
-      }
-      return write.ok();
-    }));
+    BERTH_RETURN_IF_ERROR(
+        client.FetchBlob(repo, blob.digest.string(), [&](absl::string_view chunk) {
+          write = ingest.Write(chunk);
+          if (write.ok() && tee != nullptr) {
+            if (streamed != nullptr) *streamed = true;
+            if (!(*tee)(chunk)) write = absl::AbortedError("the layer's unpacker stopped reading");
+          }
+          return write.ok();
+        }));
     BERTH_RETURN_IF_ERROR(write);
     // Nothing is stored unless both the size and the digest match.
     return ingest.Commit(blob.digest, blob.size).status();
@@ -467,7 +484,8 @@ absl::Status ImageManager::FetchAndUnpack(
 absl::StatusOr<ImageRecord> ImageManager::Finish(const Digest& manifest_digest,
                                                  const Manifest& manifest,
                                                  const std::vector<std::string>& names,
-                                                 const FetchLayer& fetch) {
+                                                 const FetchLayer& fetch,
+                                                 const Cancelled& cancelled) {
   ImageRecord r;
   r.id = manifest.config.digest.string();
   r.manifest_digest = manifest_digest.string();
@@ -504,12 +522,13 @@ absl::StatusOr<ImageRecord> ImageManager::Finish(const Digest& manifest_digest,
   std::vector<std::string> claimed;
   absl::Status status;
   for (size_t i = 0; i < n && status.ok(); ++i) {
-    const std::string key = chain[i].string();
-    Claim(key);
+    const std::string key = absl::StrCat("layer ", chain[i].string());
+    status = Claim(key, cancelled);
+    if (!status.ok()) break;
     claimed.push_back(key);
     if (!store_.Has(manifest.layers[i].digest)) wrote = true;
     struct stat st;
-    if (stat(LayerDir(key).c_str(), &st) == 0) continue;
+    if (stat(LayerDir(chain[i].string()).c_str(), &st) == 0) continue;
     wrote = true;
     staged[i].tmp = absl::StrCat(options_.root, "/layers/tmp-", RandomSuffix());
     if (mkdir(staged[i].tmp.c_str(), 0755) != 0) {

@@ -82,7 +82,11 @@ class ImageManager {
   // Flushes what is still unsynced (Flush) and stops the syncer.
   ~ImageManager();
 
-  absl::StatusOr<ImageRecord> Pull(const std::string& image, const Credentials& credentials);
+  // `cancelled`, polled while it waits (at least every 100 ms and on every
+  // chunk), ends the pull with CANCELLED: the client went or its deadline
+  // passed. Whatever the pull claimed is released and its temp dirs removed.
+  absl::StatusOr<ImageRecord> Pull(const std::string& image, const Credentials& credentials,
+                                   const Cancelled& cancelled = nullptr);
   // Imports every image of an OCI image layout directory (index.json, blobs/);
   // each manifest's org.opencontainers.image.ref.name names it: a full reference,
   // or a tag put after `name` ("docker.io/berth/demo" + "latest").
@@ -120,7 +124,8 @@ class ImageManager {
   void SyncLoop();
   // Blobs and layer dirs no image names; ingests older than `ingest_age`.
   absl::Status CollectGarbage(absl::Duration ingest_age);
-  absl::StatusOr<ImageRecord> PullFrom(RegistryClient& client, const Reference& ref);
+  absl::StatusOr<ImageRecord> PullFrom(RegistryClient& client, const Reference& ref,
+                                       const Cancelled& cancelled);
   // Downloads `blob` into the store unless it is there; every chunk also goes
   // to `tee` when given (the streaming unpacker). *streamed says whether it did.
   // A layer blob is not fsynced (write-behind: Finish marks the image
@@ -137,8 +142,8 @@ class ImageManager {
   // unpacker's thread) or from the store when it was already there; then the
   // layer dirs renamed into place and the record saved, unsynced (Flush).
   absl::StatusOr<ImageRecord> Finish(const Digest& manifest_digest, const Manifest& manifest,
-                                     const std::vector<std::string>& names,
-                                     const FetchLayer& fetch);
+                                     const std::vector<std::string>& names, const FetchLayer& fetch,
+                                     const Cancelled& cancelled = nullptr);
   // One layer: fetched (and, with `tmp`, unpacked into it, streaming).
   absl::Status FetchAndUnpack(
       const Descriptor& blob, const std::string& tmp,
@@ -157,7 +162,10 @@ class ImageManager {
   bool SharesUnsynced(int64_t seq) const;
   std::string LayerDir(const std::string& chain_id) const;
   // Waits while another thread works on `key`, then marks it ours; Done releases.
-  void Claim(const std::string& key);
+  // CANCELLED, claiming nothing, once `cancelled` says so. Keys are
+  // "blob <digest>" or "layer <chain id>": an uncompressed base layer's blob
+  // digest *is* its chain id, and one pull claims both.
+  absl::Status Claim(const std::string& key, const Cancelled& cancelled);
   void Done(const std::string& key);
 
   ImageManagerOptions options_;

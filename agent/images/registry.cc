@@ -67,6 +67,12 @@ size_t OnHeader(char* data, size_t size, size_t n, void* user) {
   return size * n;
 }
 
+// CURLOPT_XFERINFOFUNCTION: non-zero aborts with CURLE_ABORTED_BY_CALLBACK.
+int OnProgress(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  const auto* cancelled = static_cast<const Cancelled*>(user);
+  return (*cancelled)() ? 1 : 0;
+}
+
 size_t OnBody(char* data, size_t size, size_t n, void* user) {
   auto* t = static_cast<Transfer*>(user);
   long status = 0;
@@ -215,6 +221,11 @@ absl::StatusOr<RegistryClient::Response> RegistryClient::Perform(
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, OnBody);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+  if (cancelled_) {
+    curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, OnProgress);
+    curl_easy_setopt(c, CURLOPT_XFERINFODATA, &cancelled_);
+  }
   if (!endpoint_.ca_file.empty()) {
     // The registry's own CA on top of the system store (CAINFO alone would
     // replace the bundle; OpenSSL reads CAPATH as well).
@@ -240,6 +251,9 @@ absl::StatusOr<RegistryClient::Response> RegistryClient::Perform(
   curl_easy_cleanup(c);
   if (t.sink_stopped)
     return absl::AbortedError(absl::StrCat("GET ", url, ": stopped by the writer"));
+  if (rc == CURLE_ABORTED_BY_CALLBACK) {
+    return absl::CancelledError(absl::StrCat("GET ", url, ": cancelled by the client"));
+  }
   if (rc != CURLE_OK) {
     absl::StatusCode code = rc == CURLE_OPERATION_TIMEDOUT ? absl::StatusCode::kDeadlineExceeded
                                                            : absl::StatusCode::kUnavailable;

@@ -41,7 +41,7 @@ berth_cc_library(
        berth::store absl::synchronization absl::strings absl::time)
 
 berth_cc_test(NAME images_root_test PCH cri
-  SRCS images_root_test.cc
+  SRCS images_root_test.cc images_layers_root_test.cc
   DEPS berth::images berth::image_registry_testing berth::image_unpack_testing berth::rootfs
        berth::test_support
   LABELS root)

@@ -43,6 +43,10 @@ struct RegistryEndpoint {
 };
 
 // CRI AuthConfig, as far as a registry cares.
+// Polled by long waits and transfers: true once the caller no longer wants
+// the result (its client went, or its deadline passed). Null: never.
+using Cancelled = std::function<bool()>;
+
 struct Credentials {
   std::string username, password;
   std::string identity_token;  // OAuth2 refresh token
@@ -79,6 +83,10 @@ class RegistryClient {
                          const std::function<bool(absl::string_view)>& sink);
 
   const RegistryEndpoint& endpoint() const { return endpoint_; }
+  // Every transfer from now on ends with CANCELLED once `cancelled` says so
+  // (libcurl's progress callback polls it at least once a second).
+  void set_cancelled(Cancelled cancelled) { cancelled_ = std::move(cancelled); }
+  const Cancelled& cancelled() const { return cancelled_; }
 
  private:
   struct Response {
@@ -103,6 +111,7 @@ class RegistryClient {
 
   RegistryEndpoint endpoint_;
   Credentials credentials_;
+  Cancelled cancelled_;
   absl::Mutex mu_;
   struct Token {
     std::string value;

@@ -297,27 +297,51 @@ absl::StatusOr<std::string> TestRegistry::PushManifest(const std::string& repo,
 absl::StatusOr<PushedImage> TestRegistry::PushImage(const std::string& repo, const std::string& tag,
                                                     const std::vector<std::string>& layers_tgz,
                                                     const std::string& arch) {
+  std::vector<TestLayer> layers;
+  for (const std::string& tgz : layers_tgz) layers.push_back({tgz, BlobCompression::kGzip});
+  return PushImage(repo, tag, layers, PushOptions{.arch = arch});
+}
+
+namespace {
+
+std::string LayerMediaType(BlobCompression c, bool docker) {
+  static const char* kOci[] = {"application/vnd.oci.image.layer.v1.tar",
+                               "application/vnd.oci.image.layer.v1.tar+gzip",
+                               "application/vnd.oci.image.layer.v1.tar+zstd"};
+  static const char* kDocker[] = {"application/vnd.docker.image.rootfs.diff.tar",
+                                  "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                                  "application/vnd.docker.image.rootfs.diff.tar.zstd"};
+  return (docker ? kDocker : kOci)[static_cast<int>(c)];
+}
+
+}  // namespace
+
+absl::StatusOr<PushedImage> TestRegistry::PushImage(const std::string& repo, const std::string& tag,
+                                                    const std::vector<TestLayer>& in,
+                                                    const PushOptions& options) {
   PushedImage img;
   nlohmann::json layers = nlohmann::json::array();
   nlohmann::json diff_ids = nlohmann::json::array();
-  for (const std::string& tgz : layers_tgz) {
-    BERTH_ASSIGN_OR_RETURN(std::string digest, PushBlob(repo, tgz));
-    // The diff ID is the digest of the uncompressed tar: gunzip with the CLI.
-    const std::string tmp = dir_ + "/layer.tgz";
-    BERTH_RETURN_IF_ERROR(WriteFileAtomically(tmp, tgz));
-    if (berth::testing::Shell(absl::StrCat("gzip -dc ", tmp, " > ", tmp, ".tar")) != 0) {
-      return absl::InternalError("gzip -d failed");
+  for (const TestLayer& layer : in) {
+    BERTH_ASSIGN_OR_RETURN(std::string digest, PushBlob(repo, layer.blob));
+    // The diff ID is the digest of the uncompressed tar: decompress with the CLI.
+    const std::string tmp = dir_ + "/layer.blob";
+    BERTH_RETURN_IF_ERROR(WriteFileAtomically(tmp, layer.blob));
+    static const char* kCat[] = {"cat", "gzip -dc", "zstd -q -dc"};
+    if (berth::testing::Shell(absl::StrCat(kCat[static_cast<int>(layer.compression)], " ", tmp,
+                                           " > ", tmp, ".tar")) != 0) {
+      return absl::InternalError("decompressing a test layer failed");
     }
     BERTH_ASSIGN_OR_RETURN(Digest diff_id, DigestOfFile(tmp + ".tar"));
     img.layer_digests.push_back(digest);
     img.diff_ids.push_back(diff_id.string());
-    layers.push_back({{"mediaType", "application/vnd.oci.image.layer.v1.tar+gzip"},
+    layers.push_back({{"mediaType", LayerMediaType(layer.compression, options.docker)},
                       {"digest", digest},
-                      {"size", tgz.size()}});
+                      {"size", layer.blob.size()}});
     diff_ids.push_back(diff_id.string());
   }
   nlohmann::json config = {
-      {"architecture", arch},
+      {"architecture", options.arch},
       {"os", "linux"},
       {"config",
        {{"Env", {"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"}},
@@ -327,34 +351,40 @@ absl::StatusOr<PushedImage> TestRegistry::PushImage(const std::string& repo, con
       {"rootfs", {{"type", "layers"}, {"diff_ids", diff_ids}}}};
   const std::string config_json = config.dump();
   BERTH_ASSIGN_OR_RETURN(img.config_digest, PushBlob(repo, config_json));
-  nlohmann::json manifest = {{"schemaVersion", 2},
-                             {"mediaType", "application/vnd.oci.image.manifest.v1+json"},
-                             {"config",
-                              {{"mediaType", "application/vnd.oci.image.config.v1+json"},
-                               {"digest", img.config_digest},
-                               {"size", config_json.size()}}},
-                             {"layers", layers}};
+  const std::string manifest_type = options.docker
+                                        ? "application/vnd.docker.distribution.manifest.v2+json"
+                                        : "application/vnd.oci.image.manifest.v1+json";
+  nlohmann::json manifest = {
+      {"schemaVersion", 2},
+      {"mediaType", manifest_type},
+      {"config",
+       {{"mediaType", options.docker ? "application/vnd.docker.container.image.v1+json"
+                                     : "application/vnd.oci.image.config.v1+json"},
+        {"digest", img.config_digest},
+        {"size", config_json.size()}}},
+      {"layers", layers}};
   img.manifest = manifest.dump();
-  BERTH_ASSIGN_OR_RETURN(
-      img.manifest_digest,
-      PushManifest(repo, tag, "application/vnd.oci.image.manifest.v1+json", img.manifest));
+  BERTH_ASSIGN_OR_RETURN(img.manifest_digest, PushManifest(repo, tag, manifest_type, img.manifest));
   return img;
 }
 
 absl::StatusOr<std::string> TestRegistry::PushIndex(const std::string& repo, const std::string& tag,
                                                     const std::vector<PushedImage>& images,
-                                                    const std::vector<std::string>& arches) {
+                                                    const std::vector<std::string>& arches,
+                                                    bool docker) {
   nlohmann::json manifests = nlohmann::json::array();
   for (size_t i = 0; i < images.size(); ++i) {
-    manifests.push_back({{"mediaType", "application/vnd.oci.image.manifest.v1+json"},
-                         {"digest", images[i].manifest_digest},
-                         {"size", images[i].manifest.size()},
-                         {"platform", {{"architecture", arches[i]}, {"os", "linux"}}}});
+    manifests.push_back(
+        {{"mediaType", docker ? "application/vnd.docker.distribution.manifest.v2+json"
+                              : "application/vnd.oci.image.manifest.v1+json"},
+         {"digest", images[i].manifest_digest},
+         {"size", images[i].manifest.size()},
+         {"platform", {{"architecture", arches[i]}, {"os", "linux"}}}});
   }
-  nlohmann::json index = {{"schemaVersion", 2},
-                          {"mediaType", "application/vnd.oci.image.index.v1+json"},
-                          {"manifests", manifests}};
-  return PushManifest(repo, tag, "application/vnd.oci.image.index.v1+json", index.dump());
+  const std::string type = docker ? "application/vnd.docker.distribution.manifest.list.v2+json"
+                                  : "application/vnd.oci.image.index.v1+json";
+  nlohmann::json index = {{"schemaVersion", 2}, {"mediaType", type}, {"manifests", manifests}};
+  return PushManifest(repo, tag, type, index.dump());
 }
 
 absl::Status TestRegistry::CorruptBlob(const std::string& digest) {

@@ -29,6 +29,19 @@ struct TestRegistryOptions {
   bool token_auth = false;
 };
 
+// A layer as pushed: its blob bytes and how they are compressed.
+enum class BlobCompression { kNone, kGzip, kZstd };
+struct TestLayer {
+  std::string blob;
+  BlobCompression compression = BlobCompression::kGzip;
+};
+
+struct PushOptions {
+  std::string arch = "amd64";
+  // Docker's schema 2 media types (what `docker push` sends) instead of OCI's.
+  bool docker = false;
+};
+
 struct PushedImage {
   std::string manifest_digest;
   std::string config_digest;
@@ -54,10 +67,16 @@ class TestRegistry {
   absl::StatusOr<PushedImage> PushImage(const std::string& repo, const std::string& tag,
                                         const std::vector<std::string>& layers_tgz,
                                         const std::string& arch = "amd64");
-  // An OCI index naming `manifests` (digest, size, arch) under `tag`.
+  // An image of `layers` in any compression, with OCI or Docker media types.
+  absl::StatusOr<PushedImage> PushImage(const std::string& repo, const std::string& tag,
+                                        const std::vector<TestLayer>& layers,
+                                        const PushOptions& options);
+  // An OCI index (or, `docker`, a Docker manifest list) naming `manifests`
+  // (digest, size, arch) under `tag`.
   absl::StatusOr<std::string> PushIndex(const std::string& repo, const std::string& tag,
                                         const std::vector<PushedImage>& images,
-                                        const std::vector<std::string>& arches);
+                                        const std::vector<std::string>& arches,
+                                        bool docker = false);
   // Overwrites a stored blob's bytes in the registry's storage (same size).
   absl::Status CorruptBlob(const std::string& digest);
 

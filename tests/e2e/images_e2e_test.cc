@@ -5,11 +5,19 @@
 #include <grpcpp/client_context.h>
 #include <gtest/gtest.h>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <iostream>
+
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "agent/cri/api.h"
 #include "agent/images/registry_testing.h"
 #include "agent/images/unpack_testing.h"
 #include "os/files.h"
+#include "os/unique_fd.h"
 #include "tests/support/berthd_process.h"
 #include "tests/support/status_matchers.h"
 #include "tests/support/temp_dir.h"
@@ -127,6 +135,62 @@ TEST_F(ImagesE2eTest, BadPullsAreClearErrors) {
   pull.mutable_image()->set_image("library/UPPER");  // repository names are lowercase
   s = stub_->PullImage(Ctx().get(), pull, &pulled);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// An uncompressed base layer (what many build tools push) once deadlocked
+// the store: the pull hung forever, then every pull sharing the layer, and
+// SIGTERM never ended berthd. A pull cut off by its client's deadline must
+// end too, and free what it held.
+TEST_F(ImagesE2eTest, UncompressedThenGzipSharingTheLayerAndADeadlineEndsAPull) {
+  const std::string tar = dir_.Join("base.tar");
+  ASSERT_THAT(images::testing::WriteLayer(
+                  tar, images::testing::Compression::kNone,
+                  {images::testing::Dir("etc"), images::testing::File("etc/base", "raw\n")}),
+              IsOk());
+  absl::StatusOr<std::string> raw = ReadFile(tar);
+  ASSERT_THAT(raw, IsOk());
+  ASSERT_EQ(berth::testing::Shell("gzip -n -k " + tar), 0);
+  absl::StatusOr<std::string> tgz = ReadFile(tar + ".gz");
+  ASSERT_THAT(tgz, IsOk());
+  using images::testing::BlobCompression;
+  ASSERT_THAT(registry_->PushImage("library/raw", "v1", {{*raw, BlobCompression::kNone}}, {}),
+              IsOk());
+  ASSERT_THAT(registry_->PushImage("library/gz", "v1", {{*tgz, BlobCompression::kGzip}}, {}),
+              IsOk());
+  for (const char* repo : {"library/raw:v1", "library/gz:v1"}) {
+    v1::PullImageRequest pull;
+    pull.mutable_image()->set_image(registry_->host() + "/" + repo);
+    v1::PullImageResponse pulled;
+    const absl::Time begin = absl::Now();
+    grpc::Status s = stub_->PullImage(Ctx().get(), pull, &pulled);
+    ASSERT_TRUE(s.ok()) << repo << ": " << s.error_message();
+    std::cout << "pull " << repo << ": " << absl::ToDoubleMilliseconds(absl::Now() - begin)
+              << " ms\n";
+  }
+
+  // A registry that takes the connection and never answers.
+  UniqueFd silent(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof(a);
+  ASSERT_EQ(bind(silent.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
+  ASSERT_EQ(listen(silent.get(), 8), 0);
+  ASSERT_EQ(getsockname(silent.get(), reinterpret_cast<sockaddr*>(&a), &len), 0);
+  v1::PullImageRequest pull;
+  pull.mutable_image()->set_image(absl::StrCat("127.0.0.1:", ntohs(a.sin_port), "/library/x:v1"));
+  v1::PullImageResponse pulled;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  EXPECT_EQ(stub_->PullImage(&ctx, pull, &pulled).error_code(),
+            grpc::StatusCode::DEADLINE_EXCEEDED);
+  // The cancelled pull ends inside berthd too: a graceful stop does not wait
+  // out curl's minute-long stall timeout.
+  const absl::Time stop = absl::Now();
+  absl::StatusOr<int> code = berthd_.Stop(SIGTERM, absl::Seconds(20));
+  ASSERT_THAT(code, IsOk());
+  EXPECT_EQ(*code, 0);
+  EXPECT_LT(absl::Now() - stop, absl::Seconds(10)) << berthd_.Log();
 }
 
 TEST(ImagesImportTest, TheDemoImageIsImportedAtStart) {

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <sched.h>
 #include <sys/mount.h>
@@ -38,60 +39,104 @@ int RealSyscalls::Mount(const char* source, const char* target, const char* fsty
 
 int RealSyscalls::Umount2(const char* target, int flags) { return Check(umount2(target, flags)); }
 
-// Walks `path` one component at a time from root_fd, creating what is missing.
-// Each step resolves inside the root, so a symlink planted in the image (say
-// /dev -> /etc) cannot send a mount outside the container's tree.
+// Resolves `path` inside root_fd, creating what is missing. Every lookup is
+// one openat2(RESOLVE_IN_ROOT) of a whole prefix of the path from root_fd, so
+// symlinks on the way resolve as the container will see them - absolute ones
+// from its root, relative ones from their directory, `..` clamped at the root
+// (a base image's /var/run -> /run, merged-/usr's /bin -> usr/bin) - and a
+// symlink planted in the image cannot send a mount outside the container's
+// tree. A missing name is made in the directory its prefix resolved to; a
+// dangling symlink there is followed by splicing its target into the path
+// (at most 40 times, as the kernel's MAXSYMLINKS), so its target is made.
+// Allocation-free: the shim calls it in a forked child.
 int RealSyscalls::OpenInRoot(int root_fd, const char* path, bool directory, int* out) {
   if (root_fd == AT_FDCWD) {  // the root itself: a host path, taken as it is
     *out = open(path, O_PATH | O_DIRECTORY | O_CLOEXEC);
     return *out < 0 ? errno : 0;
   }
-  int dir = fcntl(root_fd, F_DUPFD_CLOEXEC, 3);
-  if (dir < 0) return errno;
-  char component[256];
-  const char* p = path;
-  while (true) {
-    while (*p == '/') ++p;
-    if (*p == '\0') break;
-    const char* end = strchrnul(p, '/');
-    size_t len = static_cast<size_t>(end - p);
-    if (len >= sizeof(component)) {
-      close(dir);
-      return ENAMETOOLONG;
-    }
-    memcpy(component, p, len);
-    component[len] = '\0';
-    bool last = true;
-    for (const char* q = end; *q != '\0'; ++q) {
-      if (*q != '/') {
-        last = false;
-        break;
-      }
-    }
-    int next = OpenAt2(dir, component, O_PATH);
-    if (next < 0 && errno == ENOENT) {
-      int rc;
-      if (last && !directory) {
-        int f = OpenAt2(dir, component, O_WRONLY | O_CREAT);
-        rc = f < 0 ? -1 : close(f);
-      } else {
-        rc = mkdirat(dir, component, 0755);
-      }
-      if (rc != 0 && errno != EEXIST) {
-        int err = errno;
-        close(dir);
-        return err;
-      }
-      next = OpenAt2(dir, component, O_PATH);
-    }
-    int err = errno;
-    close(dir);
-    if (next < 0) return err;
-    dir = next;
-    p = end;
+  char cur[PATH_MAX], next[PATH_MAX], link[PATH_MAX];
+  size_t n = strlen(path);
+  if (n >= sizeof(cur)) return ENAMETOOLONG;
+  memcpy(cur, path, n + 1);
+  int fd = OpenAt2(root_fd, cur, O_PATH);  // the usual case: it is all there
+  if (fd >= 0) {
+    *out = fd;
+    return 0;
   }
-  *out = dir;
-  return 0;
+  if (errno != ENOENT) return errno;
+  for (int links = 0;;) {
+    size_t start = 0;
+    bool spliced = false;
+    while (!spliced) {
+      while (cur[start] == '/') ++start;
+      if (cur[start] == '\0') {  // the root itself, or a path of slashes
+        fd = OpenAt2(root_fd, "/", O_PATH);
+        if (fd < 0) return errno;
+        *out = fd;
+        return 0;
+      }
+      size_t end = start;
+      while (cur[end] != '\0' && cur[end] != '/') ++end;
+      size_t after = end;
+      while (cur[after] == '/') ++after;
+      const bool last = cur[after] == '\0';
+      if (end - start >= NAME_MAX + 1) return ENAMETOOLONG;
+      char saved = cur[end];
+      cur[end] = '\0';
+      fd = OpenAt2(root_fd, cur, O_PATH);
+      if (fd < 0 && errno == ENOENT) {
+        // Missing: make it in the directory the prefix before it resolves to.
+        char name[NAME_MAX + 1];
+        memcpy(name, cur + start, end - start + 1);
+        cur[start] = '\0';
+        int parent = OpenAt2(root_fd, start == 0 ? "/" : cur, O_PATH | O_DIRECTORY);
+        memcpy(cur + start, name, end - start);
+        if (parent < 0) return errno;
+        int rc;
+        if (last && !directory) {
+          struct open_how how;
+          memset(&how, 0, sizeof(how));
+          how.flags = O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC;
+          how.mode = 0644;
+          how.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS;
+          long f = syscall(SYS_openat2, parent, name, &how, sizeof(how));
+          rc = f < 0 ? -1 : close(static_cast<int>(f));
+        } else {
+          rc = mkdirat(parent, name, 0755);
+        }
+        int err = errno;
+        ssize_t len = -1;
+        if (rc != 0 && err == EEXIST) len = readlinkat(parent, name, link, sizeof(link) - 1);
+        close(parent);
+        if (rc != 0 && err != EEXIST) return err;
+        if (len > 0) {
+          // A dangling symlink: go on from its target, as the kernel would.
+          if (++links > 40) return ELOOP;
+          link[len] = '\0';
+          cur[end] = saved;
+          size_t keep = link[0] == '/' ? 0 : start;  // relative: from its directory
+          size_t rest = strlen(cur + end);
+          if (keep + static_cast<size_t>(len) + rest >= sizeof(next)) return ENAMETOOLONG;
+          memcpy(next, cur, keep);
+          memcpy(next + keep, link, static_cast<size_t>(len));
+          memcpy(next + keep + len, cur + end, rest + 1);
+          memcpy(cur, next, keep + static_cast<size_t>(len) + rest + 1);
+          spliced = true;
+          continue;
+        }
+        fd = OpenAt2(root_fd, cur, O_PATH);  // made (by us or a racing peer)
+      }
+      int err = errno;
+      cur[end] = saved;
+      if (fd < 0) return err;
+      if (last) {
+        *out = fd;
+        return 0;
+      }
+      close(fd);
+      start = end;
+    }
+  }
 }
 
 int RealSyscalls::Close(int fd) { return Check(close(fd)); }
@@ -113,6 +158,8 @@ int RealSyscalls::PivotRoot(const char* new_root, const char* put_old) {
 }
 
 int RealSyscalls::Chdir(const char* path) { return Check(chdir(path)); }
+
+int RealSyscalls::Fchdir(int fd) { return Check(fchdir(fd)); }
 
 int RealSyscalls::MountFlags(const char* path, unsigned long* flags) {
   struct statvfs st;

@@ -38,6 +38,8 @@ class Syscalls {
   // pivot_root(2): makes `new_root` the root and puts the old root at `put_old`.
   virtual int PivotRoot(const char* new_root, const char* put_old) = 0;
   virtual int Chdir(const char* path) = 0;
+  // fchdir(2); an O_PATH directory fd will do.
+  virtual int Fchdir(int fd) = 0;
   // The MS_* flags the kernel reports for the mount at `path` (statvfs(3)
   // f_flag translated), so a remount can keep the ones it may not drop.
   virtual int MountFlags(const char* path, unsigned long* flags) = 0;
@@ -63,6 +65,7 @@ class RealSyscalls final : public Syscalls {
   int Chown(const char* path, uid_t uid, gid_t gid) override;
   int PivotRoot(const char* new_root, const char* put_old) override;
   int Chdir(const char* path) override;
+  int Fchdir(int fd) override;
   int MountFlags(const char* path, unsigned long* flags) override;
   int IsDirectory(const char* path, bool* dir) override;
   int Sethostname(const char* name, size_t len) override;

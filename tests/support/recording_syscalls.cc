@@ -221,6 +221,12 @@ int RecordingSyscalls::Chdir(const char* path) {
   return Record(absl::StrCat("chdir ", Show(path)));
 }
 
+int RecordingSyscalls::Fchdir(int fd) {
+  auto it = fds_.find(fd);
+  if (it == fds_.end() || !it->second.open) return Record(absl::StrCat("fchdir fd=", fd));
+  return Record(absl::StrCat("fchdir ", it->second.path));
+}
+
 int RecordingSyscalls::MountFlags(const char* path, unsigned long* flags) {
   const std::string shown = Show(path);
   if (int err = Record(absl::StrCat("mount_flags ", shown))) return err;

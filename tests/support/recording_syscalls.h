@@ -91,6 +91,7 @@ class RecordingSyscalls : public Syscalls {
   int Chown(const char* path, uid_t uid, gid_t gid) override;
   int PivotRoot(const char* new_root, const char* put_old) override;
   int Chdir(const char* path) override;
+  int Fchdir(int fd) override;
   int MountFlags(const char* path, unsigned long* flags) override;
   int IsDirectory(const char* path, bool* dir) override;
   int Sethostname(const char* name, size_t len) override;

@@ -48,6 +48,7 @@ absl::StatusOr<std::vector<MountInfo>> ParseMountInfo(absl::string_view text) {
     m.root = Unescape(f[3]);
     m.mount_point = Unescape(f[4]);
     m.options = std::string(f[5]);
+    for (size_t i = 6; i < sep; ++i) m.optional_fields.emplace_back(f[i]);
     m.fs_type = std::string(f[sep + 1]);
     m.source = Unescape(f[sep + 2]);
     if (sep + 3 < f.size()) m.super_options = std::string(f[sep + 3]);

@@ -24,6 +24,8 @@ struct MountInfo {
   std::string root;           // (4) path of the mount's root within its file system
   std::string mount_point;    // (5)
   std::string options;        // (6) per-mount options
+  // (7) "shared:N", "master:N", "propagate_from:N", "unbindable"; none: private.
+  std::vector<std::string> optional_fields;
   std::string fs_type;        // (9)
   std::string source;         // (10)
   std::string super_options;  // (11) per-superblock options, e.g. "rw,memory" for cgroup v1

@@ -26,6 +26,16 @@ TEST(MountInfoTest, ParsesTheKernelsExample) {
   EXPECT_EQ(m.fs_type, "ext3");
   EXPECT_EQ(m.source, "/dev/root");
   EXPECT_EQ(m.super_options, "rw,errors=continue");
+  EXPECT_EQ(m.optional_fields, std::vector<std::string>{"master:1"});
+}
+
+TEST(MountInfoTest, SharedAndMasterTogether) {
+  auto mounts = ParseMountInfo(
+      "50 31 0:40 / /x rw shared:7 master:3 - tmpfs tmpfs rw\n"
+      "51 31 0:41 / /y rw - tmpfs tmpfs rw\n");
+  ASSERT_TRUE(mounts.ok()) << mounts.status();
+  EXPECT_EQ((*mounts)[0].optional_fields, (std::vector<std::string>{"shared:7", "master:3"}));
+  EXPECT_TRUE((*mounts)[1].optional_fields.empty());
 }
 
 TEST(MountInfoTest, NoOptionalFieldsAndOctalEscapes) {

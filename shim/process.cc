@@ -120,6 +120,9 @@ absl::StatusOr<std::unique_ptr<ProcessPlan>> BuildProcessPlan(const v1::Process&
   plan->last_cap = LastCap();
   plan->no_new_privs = process.no_new_privileges();
   plan->terminal = process.terminal();
+  if (!process.apparmor_profile().empty()) {
+    plan->apparmor_exec = absl::StrCat("exec ", process.apparmor_profile());
+  }
   plan->seccomp = process.seccomp_bpf();
   if (plan->seccomp.size() % sizeof(struct sock_filter) != 0 ||
       plan->seccomp.size() / sizeof(struct sock_filter) > BPF_MAXINSNS) {
@@ -134,6 +137,18 @@ absl::StatusOr<std::unique_ptr<ProcessPlan>> BuildProcessPlan(const v1::Process&
   return plan;
 }
 
+// Writes `exec_attr` to the process's AppArmor exec attribute: the 5.8+
+// per-LSM file first, then the shared one. 0 or an errno.
+static int SetAppArmorExec(const std::string& exec_attr) {
+  int fd = open("/proc/self/attr/apparmor/exec", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) fd = open("/proc/self/attr/exec", O_WRONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  ssize_t n = write(fd, exec_attr.data(), exec_attr.size());
+  int err = n == static_cast<ssize_t>(exec_attr.size()) ? 0 : (n < 0 ? errno : EIO);
+  close(fd);
+  return err;
+}
+
 void RunProcess(const ProcessPlan& plan, int sync_fd) {
   // The shim blocks SIGCHLD and ignores SIGPIPE/SIGHUP; a mask and ignored
   // dispositions survive execve, so the container starts from the defaults.
@@ -145,6 +160,11 @@ void RunProcess(const ProcessPlan& plan, int sync_fd) {
   if (setsid() < 0) FailChild(sync_fd, Stage::kSetsid, errno);
   if (plan.terminal && ioctl(0, TIOCSCTTY, 0) != 0) FailChild(sync_fd, Stage::kTerminal, errno);
   if (chdir(plan.cwd.c_str()) != 0) FailChild(sync_fd, Stage::kChdir, errno);
+  if (!plan.apparmor_exec.empty()) {
+    // The transition happens at execve (as runc's apparmor.ApplyProfile),
+    // set while we may still: before the uid and capabilities change.
+    if (int err = SetAppArmorExec(plan.apparmor_exec)) FailChild(sync_fd, Stage::kAppArmor, err);
+  }
   if (plan.no_new_privs && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) {
     FailChild(sync_fd, Stage::kNoNewPrivs, errno);
   }

@@ -137,6 +137,10 @@ absl::StatusOr<RootfsPlan> BuildRootfsPlan(const v1::ContainerSpec& spec, bool u
     return absl::InvalidArgumentError(absl::StrCat("root `", spec.root(), "` is not a directory"));
   }
   plan.root = spec.root();
+  plan.root_shared = spec.rootfs_shared();
+  if (const std::string& cwd = spec.process().cwd(); !cwd.empty() && cwd != "/") {
+    plan.workdir = cwd;
+  }
   plan.bind_devices = userns;
   for (int i = 0; i < spec.mounts_size(); ++i) {
     const v1::Mount& m = spec.mounts(i);
@@ -161,6 +165,9 @@ absl::StatusOr<RootfsPlan> BuildRootfsPlan(const v1::ContainerSpec& spec, bool u
       }
       step.directory = S_ISDIR(src.st_mode);
       step.flags = MS_BIND | (o.flags & MS_REC);
+      // In a shared namespace a bind of a shared host mount would be its peer:
+      // only an "rshared" bind may be; the rest see host mounts, no more.
+      if (spec.rootfs_shared() && step.propagation == 0) step.propagation = MS_REC | MS_SLAVE;
       unsigned long rest = o.flags & ~MS_REC;
       if (rest != 0) step.remount_flags = MS_BIND | MS_REMOUNT | rest;
       step.fstype.clear();
@@ -336,6 +343,12 @@ int RunBeforePivot(const RootfsPlan& plan, Syscalls& sys, int root_fd, Stage* st
     if (int err = MakeLink(plan.symlinks[i], root_fd, sys)) return err;
   }
   *index = -1;
+  if (!plan.workdir.empty()) {
+    *stage = Stage::kWorkdir;
+    int dir = -1;
+    if (int err = sys.OpenInRoot(root_fd, plan.workdir.c_str(), true, &dir)) return err;
+    sys.Close(dir);
+  }
   return 0;
 }
 
@@ -344,7 +357,17 @@ int RunBeforePivot(const RootfsPlan& plan, Syscalls& sys, int root_fd, Stage* st
 int RunRootfs(const RootfsPlan& plan, Syscalls& sys, Stage* stage, int* index) {
   *index = -1;
   *stage = Stage::kMountPropagation;
-  if (int err = sys.Mount(nullptr, "/", nullptr, MS_SLAVE | MS_REC, nullptr)) return err;
+  if (plan.root_shared) {
+    // runc's prepareRoot with rootfsPropagation "rshared": the namespace stays
+    // shared, so an "rshared" bind below is a peer of its host mount and what
+    // the container mounts there reaches the host; the root's own mount (the
+    // overlay) is made private first, so the bind of it and everything
+    // mounted inside the container (its parent) stays in the container.
+    if (int err = sys.Mount(nullptr, "/", nullptr, MS_SHARED | MS_REC, nullptr)) return err;
+    if (int err = sys.Mount(nullptr, plan.root.c_str(), nullptr, MS_PRIVATE, nullptr)) return err;
+  } else if (int err = sys.Mount(nullptr, "/", nullptr, MS_SLAVE | MS_REC, nullptr)) {
+    return err;
+  }
   *stage = Stage::kBindRoot;
   if (int err =
           sys.Mount(plan.root.c_str(), plan.root.c_str(), nullptr, MS_BIND | MS_REC, nullptr)) {
@@ -358,12 +381,21 @@ int RunRootfs(const RootfsPlan& plan, Syscalls& sys, Stage* stage, int* index) {
   if (err != 0) return err;
 
   *stage = Stage::kPivotRoot;
-  if ((err = sys.Chdir(plan.root.c_str()))) return err;
-  if ((err = sys.PivotRoot(".", "."))) return err;
-  // The old root now sits on top of the new one at ".": detach it, without
-  // letting the unmount propagate anywhere.
-  if ((err = sys.Mount(nullptr, ".", nullptr, MS_SLAVE | MS_REC, nullptr))) return err;
-  if ((err = sys.Umount2(".", MNT_DETACH))) return err;
+  // The old root, held across the pivot (runc's pivotRoot): after
+  // pivot_root(".", ".") it sits on top of the new root, but "." still names
+  // the new root's own mount, and making *that* rslave would cut an rshared
+  // bind off from its host peers. So: fchdir to the old root, make it (and
+  // only it) rslave so its unmount propagates nowhere, and detach it.
+  int old_root = -1;
+  if ((err = sys.OpenInRoot(AT_FDCWD, "/", true, &old_root))) return err;
+  if ((err = sys.Chdir(plan.root.c_str())) || (err = sys.PivotRoot(".", ".")) ||
+      (err = sys.Fchdir(old_root)) ||
+      (err = sys.Mount(nullptr, ".", nullptr, MS_SLAVE | MS_REC, nullptr)) ||
+      (err = sys.Umount2(".", MNT_DETACH))) {
+    sys.Close(old_root);
+    return err;
+  }
+  sys.Close(old_root);
   if ((err = sys.Chdir("/"))) return err;
 
   *stage = Stage::kSysctl;

@@ -57,6 +57,10 @@ struct DeviceStep {
 
 struct RootfsPlan {
   std::string root;
+  bool root_shared = false;  // ContainerSpec.rootfs_shared
+  // The process's working directory, made inside the root when missing (as
+  // runc does); empty for "/".
+  std::string workdir;
   std::vector<MountStep> mounts;
   bool dev_is_tmpfs = false;
   bool bind_devices = false;  // user namespace: bind from the host, no mknod

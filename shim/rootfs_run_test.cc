@@ -114,10 +114,13 @@ TEST_F(RunRootfsTest, DefaultSpecRunsInOrder) {
   }
   Append(want, {
                    absl::StrCat("close ", r_),
+                   "open / dir",
                    absl::StrCat("chdir ", r_),
                    "pivot_root . .",
+                   "fchdir /",
                    "mount - -> . type=- flags=MS_REC|MS_SLAVE data=-",
                    "umount2 . MNT_DETACH",
+                   "close /",
                    "chdir /",
                    "write_file /proc/sys/net/ipv4/ip_forward 1",
                    // Masked paths: a directory, a file, the rest missing.

@@ -62,6 +62,10 @@ const char* StageName(Stage stage) {
       return "exec";
     case Stage::kTerminal:
       return "make stdin the controlling terminal";
+    case Stage::kAppArmor:
+      return "set the AppArmor exec profile";
+    case Stage::kWorkdir:
+      return "make the working directory";
   }
   return "unknown stage";
 }

@@ -59,6 +59,8 @@ enum class Stage : uint32_t {
   kWaitStart,
   kExec,
   kTerminal,
+  kAppArmor,
+  kWorkdir,
 };
 
 const char* StageName(Stage stage);

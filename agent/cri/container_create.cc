@@ -8,11 +8,13 @@
 // step after that is undone by DestroyContainer on failure (STYLE.md 9) and, if
 // berthd dies half-way, at its next start (recover.cc).
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "agent/cri/cri_service.h"
 #include "agent/cri/records.h"
+#include "agent/network/plugin_exec.h"
 #include "agent/rootfs/overlay.h"
 #include "agent/runtime/container_spec.h"
 #include "os/files.h"
@@ -21,6 +23,35 @@
 #include "shim/client.h"
 
 namespace berth {
+namespace {
+
+// RuntimeDefault's berth-default, loaded into the kernel by apparmor_parser
+// (Debian's apparmor package) from stdin; a peer that loaded it first is fine.
+absl::Status LoadDefaultAppArmorProfile() {
+  const char* parser = access("/sbin/apparmor_parser", X_OK) == 0 ? "/sbin/apparmor_parser"
+                       : access("/usr/sbin/apparmor_parser", X_OK) == 0
+                           ? "/usr/sbin/apparmor_parser"
+                           : nullptr;
+  if (parser == nullptr) {
+    return absl::FailedPreconditionError(
+        "AppArmor is enabled but apparmor_parser (package apparmor) is not installed to load "
+        "berth-default");
+  }
+  network::SpawnPluginExec exec;
+  BERTH_ASSIGN_OR_RETURN(network::PluginOutput out,
+                         exec.Run({.path = parser,
+                                   .env = {"PATH=/usr/sbin:/usr/bin:/sbin:/bin"},
+                                   .stdin_data = lifecycle::DefaultAppArmorProfile(),
+                                   .timeout = absl::Seconds(30)}));
+  if (out.wait_status != 0 &&
+      !lifecycle::LsmHost::Detect().apparmor_profiles.count(lifecycle::kDefaultAppArmorProfile)) {
+    return absl::InternalError(
+        absl::StrCat("apparmor_parser could not load berth-default: ", out.err));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
 namespace {
 
 namespace v1 = runtime::v1;
@@ -123,6 +154,7 @@ absl::StatusOr<v1::CreateContainerResponse> CriService::CreateContainer(
   in.sandbox_config = &pod.config();
   in.image = &*image;
   in.rootfs = rootfs;
+  in.load_default_apparmor = LoadDefaultAppArmorProfile;
   lifecycle::SandboxContext& sc = in.sandbox;
   sc.id = pod.id();
   sc.net_ns = pod.net_ns();
@@ -163,6 +195,7 @@ absl::StatusOr<v1::CreateContainerResponse> CriService::CreateContainer(
       out->set_v2(h.v2);
       for (const std::string& c : h.controllers) out->add_controllers(c);
     }
+    lifecycle::AddCgroupView(*layout, config.linux().security_context().privileged(), built.spec);
   }
 
   BERTH_RETURN_IF_ERROR(MakeDirs(record.bundle(), 0700));

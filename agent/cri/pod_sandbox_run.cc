@@ -9,6 +9,7 @@
 // The record is saved as CREATING before anything is made, so a berthd killed
 // half-way undoes it at start-up (recover.cc); every step arms the rollback
 // (STYLE.md 9), which is DestroySandbox: it derives everything from the record.
+#include <limits.h>
 #include <sys/mount.h>
 #include <unistd.h>
 
@@ -64,6 +65,10 @@ absl::Status Validate(const v1::RunPodSandboxRequest& request) {
   for (const auto& [key, value] : c.linux().sysctls()) {
     absl::Status s = shim::CheckSandboxSysctl(key, ns.network() == v1::POD, ns.ipc() == v1::POD);
     if (!s.ok()) return Annotate(s, "config.linux.sysctls");
+  }
+  if (c.hostname().size() > HOST_NAME_MAX) {
+    return absl::InvalidArgumentError(absl::StrCat("config.hostname `", c.hostname(),
+                                                   "`: longer than ", HOST_NAME_MAX, " bytes"));
   }
   BERTH_RETURN_IF_ERROR(CheckPodBandwidth(c));
   const std::string& parent = c.linux().cgroup_parent();
@@ -179,13 +184,14 @@ absl::StatusOr<v1::RunPodSandboxResponse> CriService::RunPodSandbox(
       Annotate(Cgroup::Create(*layout, record.cgroup_path()).status(), "pod cgroup"));
 
   // The hostname is the pod's own only with its own network (and so UTS).
-  std::string hostname = config.hostname();
-  if (host_network) {
-    char buf[256] = {};
-    gethostname(buf, sizeof(buf) - 1);
+  // An empty one is the node's, as containerd does (sandbox_run.go): never
+  // the pod's name, which may be longer than a hostname can be (conformance
+  // suites name pods `create-PodSandbox-for-container-<uuid>`, 68 bytes).
+  std::string hostname = host_network ? std::string() : config.hostname();
+  if (hostname.empty()) {
+    char buf[HOST_NAME_MAX + 1] = {};
+    if (gethostname(buf, sizeof(buf)) != 0) return ErrnoStatus(errno, "gethostname");
     hostname = buf;
-  } else if (hostname.empty()) {
-    hostname = config.metadata().name();
   }
   if (!record.ns_dir().empty()) {
     shim::PinOptions pin;

@@ -9,8 +9,7 @@
 // naming the field, never dropped: tty, stdin, CDI devices, pod user
 // namespaces, idmapped mounts, image volumes, recursive read-only mounts, and
 // the unified cgroup keys the shim has no field for. AppArmor and SELinux
-// options are ignored: this host runs neither LSM (/sys/kernel/security/lsm
-// is absent), which is what containerd does on such hosts too.
+// follow container_spec_lsm.cc: applied, or refused where they cannot be.
 #include <signal.h>
 #include <unistd.h>
 
@@ -118,7 +117,7 @@ absl::Status ApplyEnv(const v1::ContainerConfig& config, const v1::PodSandboxCon
   std::string hostname = sandbox.hostname();
   if (hostname.empty()) {
     char buf[HOST_NAME_MAX + 1] = {};
-    if (gethostname(buf, sizeof(buf) - 1) != 0) return ErrnoStatus(errno, "gethostname");
+    if (gethostname(buf, sizeof(buf)) != 0) return ErrnoStatus(errno, "gethostname");
     hostname = buf;
   }
   std::vector<std::string> env(process.env().begin(), process.env().end());
@@ -280,10 +279,11 @@ absl::Status ApplyResources(const ContainerSpecInputs& in, shim::v1::ContainerSp
   return absl::OkStatus();
 }
 
-absl::Status ApplySecurity(const v1::LinuxContainerSecurityContext& sc,
+absl::Status ApplySecurity(const v1::LinuxContainerSecurityContext& sc, uint64_t bounding,
                            shim::v1::ContainerSpec& spec) {
   shim::v1::Process& process = *spec.mutable_process();
-  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> caps, internal::ApplyCapabilities(sc, process));
+  BERTH_ASSIGN_OR_RETURN(std::vector<std::string> caps,
+                         internal::ApplyCapabilities(sc, bounding, process));
   internal::ApplyPathRestrictions(sc, spec);
   spec.set_readonly_root(sc.readonly_rootfs());
   process.set_no_new_privileges(sc.no_new_privs());
@@ -313,10 +313,14 @@ absl::StatusOr<BuiltSpec> BuildContainerSpec(const ContainerSpecInputs& in) {
   BERTH_RETURN_IF_ERROR(ApplyCwd(config, image, *spec.mutable_process()));
   BERTH_RETURN_IF_ERROR(ApplyUser(in, built));
   BERTH_RETURN_IF_ERROR(ApplyNamespaces(sc.namespace_options(), in, spec));
-  BERTH_RETURN_IF_ERROR(internal::ApplyMounts(config, in.sandbox, sc.readonly_rootfs(), spec));
+  BERTH_RETURN_IF_ERROR(
+      internal::ApplyMounts(config, in.sandbox, sc.readonly_rootfs(), in.mountinfo, spec));
   BERTH_RETURN_IF_ERROR(ApplyResources(in, spec));
   BERTH_RETURN_IF_ERROR(internal::ApplyDevices(config, sc.privileged(), "/dev", spec));
-  BERTH_RETURN_IF_ERROR(ApplySecurity(sc, spec));
+  BERTH_RETURN_IF_ERROR(
+      ApplySecurity(sc, in.bounding_set ? *in.bounding_set : internal::CurrentBoundingSet(), spec));
+  BERTH_RETURN_IF_ERROR(internal::ApplyLsm(sc, in.lsm ? *in.lsm : LsmHost::Detect(),
+                                           in.load_default_apparmor, *spec.mutable_process()));
   BERTH_ASSIGN_OR_RETURN(std::string log_path, LogPath(config, in.sandbox));
   spec.set_log_path(std::move(log_path));
   BERTH_ASSIGN_OR_RETURN(built.stop_signal, StopSignal(config, image));

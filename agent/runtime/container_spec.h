@@ -18,9 +18,14 @@
 #include <string>
 #include <vector>
 
+#include <functional>
+#include <optional>
+#include <set>
+
 #include "absl/status/statusor.h"
 #include "agent/cri/api.h"
 #include "agent/images/images.h"
+#include "os/cgroup/layout.h"
 #include "shim/v1/shim.pb.h"
 
 namespace berth::lifecycle {
@@ -54,6 +59,18 @@ struct SandboxContext {
   std::string log_directory;  // PodSandboxConfig.log_directory
 };
 
+// What the node's Linux security modules are (container_spec_lsm.cc).
+struct LsmHost {
+  bool apparmor = false;                    // /sys/module/apparmor/parameters/enabled
+  std::set<std::string> apparmor_profiles;  // loaded, by name
+  bool selinux_enforcing = false;           // /sys/fs/selinux/enforce
+  // Read under `root` ("" on a real node; a fake tree in tests).
+  static LsmHost Detect(const std::string& root = "");
+};
+// RuntimeDefault's AppArmor profile, and its text for apparmor_parser.
+inline constexpr char kDefaultAppArmorProfile[] = "berth-default";
+std::string DefaultAppArmorProfile();
+
 struct ContainerSpecInputs {
   std::string id;
   const ::runtime::v1::ContainerConfig* config = nullptr;
@@ -67,6 +84,17 @@ struct ContainerSpecInputs {
   // For namespace_options.pid == TARGET: the PID namespace file of the target
   // container's init (/proc/<pid>/ns/pid), resolved by the caller.
   std::string target_pid_ns;
+  // berthd's own capability bounding set, bit n = capability n: what
+  // privileged and "ALL" mean (as containerd: oci.WithAllCurrentCapabilities).
+  // Unset: read from the running process (prctl PR_CAPBSET_READ).
+  std::optional<uint64_t> bounding_set;
+  // /proc/self/mountinfo's text, for the propagation checks of BIDIRECTIONAL
+  // and HOST_TO_CONTAINER mounts; unset: read it.
+  std::optional<std::string> mountinfo;
+  // The node's LSMs; unset: LsmHost::Detect().
+  std::optional<LsmHost> lsm;
+  // Loads berth-default when RuntimeDefault needs it and it is not loaded.
+  std::function<absl::Status()> load_default_apparmor;
 };
 
 // The user a container's process runs as, as ContainerStatus.user reports it.
@@ -89,6 +117,12 @@ struct BuiltSpec {
 // "config.linux.security_context.run_as_username `nobody2`: no such user in the
 // image's /etc/passwd", "config.mounts[1].host_path `/x`: No such file or directory".
 absl::StatusOr<BuiltSpec> BuildContainerSpec(const ContainerSpecInputs& in);
+
+// The container's own cgroups as it sees them (container_spec_cgroup.cc): a
+// cgroup namespace and its hierarchies of `layout` mounted at /sys/fs/cgroup,
+// read-only unless `privileged`. Nothing when the spec has no cgroup_path or
+// a client mount is at /sys/fs/cgroup.
+void AddCgroupView(const CgroupLayout& layout, bool privileged, shim::v1::ContainerSpec& spec);
 
 // CRI LinuxContainerResources -> the shim's Resources (also for
 // UpdateContainerResources). CRI's 0 means unset for every field; cpu_shares,

@@ -80,10 +80,24 @@ int LastCapability();
 // "chown", "CAP_CHOWN", "Cap_Chown" -> 0; -1 when unknown.
 int CapabilityNumber(absl::string_view name);
 
+// The calling process's capability bounding set, bit n = capability n.
+uint64_t CurrentBoundingSet();
+
 // Sets process.capabilities from the default set, privileged and
 // security_context.capabilities; the names of the final set, sorted by number.
+// Privileged and "ALL" mean every capability in `bounding` (berthd's own
+// bounding set); so do the defaults, which are cut to it. A capability asked
+// for by name that `bounding` lacks is FAILED_PRECONDITION naming it: the
+// container's init could not be given it (capset(2) fails with EPERM).
 absl::StatusOr<std::vector<std::string>> ApplyCapabilities(
-    const runtime::v1::LinuxContainerSecurityContext& sc, shim::v1::Process& process);
+    const runtime::v1::LinuxContainerSecurityContext& sc, uint64_t bounding,
+    shim::v1::Process& process);
+
+// AppArmor (Process.apparmor_profile) and SELinux, as container_spec_lsm.cc
+// says; `load_default` loads berth-default when it is needed and not loaded.
+absl::Status ApplyLsm(const runtime::v1::LinuxContainerSecurityContext& sc, const LsmHost& host,
+                      const std::function<absl::Status()>& load_default,
+                      shim::v1::Process& process);
 
 // Masked and read-only paths, /sys read-write for privileged containers.
 void ApplyPathRestrictions(const runtime::v1::LinuxContainerSecurityContext& sc,
@@ -99,7 +113,8 @@ absl::StatusOr<std::string> SeccompBpf(const runtime::v1::LinuxContainerSecurity
 // Appends config.mounts and the sandbox's /etc files (unless a config mount has
 // the same destination) to spec.mounts, dropping default mounts they replace.
 absl::Status ApplyMounts(const runtime::v1::ContainerConfig& config, const SandboxContext& sandbox,
-                         bool readonly_rootfs, shim::v1::ContainerSpec& spec);
+                         bool readonly_rootfs, const std::optional<std::string>& mountinfo,
+                         shim::v1::ContainerSpec& spec);
 
 // Host device nodes at `host_path` (a node, or a directory walked as
 // containerd's getDevices does), placed at `container_path`.

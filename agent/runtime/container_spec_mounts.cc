@@ -39,6 +39,7 @@
 #include "absl/strings/str_split.h"
 #include "agent/runtime/container_spec_internal.h"
 #include "os/files.h"
+#include "os/mountinfo.h"
 #include "os/status.h"
 
 namespace berth::lifecycle::internal {
@@ -91,11 +92,51 @@ absl::StatusOr<PlannedMount> CheckMount(const v1::Mount& m, int i) {
                       field + ".host_path"};
 }
 
-absl::StatusOr<shim::v1::Mount> ToShimMount(const PlannedMount& p) {
+// containerd's ensureShared / ensureSharedOrSlave: a BIDIRECTIONAL mount
+// reaches the host only from a shared mount, HOST_TO_CONTAINER sees host
+// mounts only from a shared or slave one. The mount holding `path` is the
+// last listed whose mount point is a prefix of it.
+absl::Status CheckPropagation(const PlannedMount& p, const std::string& path,
+                              const std::optional<std::string>& mountinfo) {
+  if (p.propagation != v1::PROPAGATION_BIDIRECTIONAL &&
+      p.propagation != v1::PROPAGATION_HOST_TO_CONTAINER) {
+    return absl::OkStatus();
+  }
+  std::string text;
+  if (mountinfo) {
+    text = *mountinfo;
+  } else {
+    BERTH_ASSIGN_OR_RETURN(text, ReadFile("/proc/self/mountinfo"));
+  }
+  BERTH_ASSIGN_OR_RETURN(std::vector<MountInfo> mounts, ParseMountInfo(text));
+  const MountInfo* holder = nullptr;
+  for (const MountInfo& m : mounts) {
+    const std::string& mp = m.mount_point;
+    if (path == mp || mp == "/" || absl::StartsWith(path, mp + "/")) holder = &m;
+  }
+  if (holder == nullptr) return absl::OkStatus();
+  bool shared = false, slave = false;
+  for (const std::string& f : holder->optional_fields) {
+    shared |= absl::StartsWith(f, "shared:");
+    slave |= absl::StartsWith(f, "master:");
+  }
+  if (shared || (slave && p.propagation == v1::PROPAGATION_HOST_TO_CONTAINER)) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      p.field, " `", p.host_path,
+      "`: ", p.propagation == v1::PROPAGATION_BIDIRECTIONAL ? "BIDIRECTIONAL" : "HOST_TO_CONTAINER",
+      " propagation needs it on a shared mount, but `", holder->mount_point, "` is ",
+      slave ? "a slave" : "private", " (mount --make-shared ", holder->mount_point, ")"));
+}
+
+absl::StatusOr<shim::v1::Mount> ToShimMount(const PlannedMount& p,
+                                            const std::optional<std::string>& mountinfo) {
   char resolved[PATH_MAX];
   if (realpath(p.host_path.c_str(), resolved) == nullptr) {
     return ErrnoStatus(errno, p.field, p.host_path);
   }
+  BERTH_RETURN_IF_ERROR(CheckPropagation(p, resolved, mountinfo));
   shim::v1::Mount m;
   m.set_destination(p.container_path);
   m.set_type("bind");
@@ -202,7 +243,8 @@ std::string CleanPath(absl::string_view path) {
 }
 
 absl::Status ApplyMounts(const v1::ContainerConfig& config, const SandboxContext& sandbox,
-                         bool readonly_rootfs, shim::v1::ContainerSpec& spec) {
+                         bool readonly_rootfs, const std::optional<std::string>& mountinfo,
+                         shim::v1::ContainerSpec& spec) {
   std::vector<PlannedMount> planned;
   std::set<std::string> taken;
   for (int i = 0; i < config.mounts_size(); ++i) {
@@ -247,7 +289,9 @@ absl::Status ApplyMounts(const v1::ContainerConfig& config, const SandboxContext
     mounts.push_back(m);
   }
   for (const PlannedMount& p : planned) {
-    BERTH_ASSIGN_OR_RETURN(shim::v1::Mount m, ToShimMount(p));
+    BERTH_ASSIGN_OR_RETURN(shim::v1::Mount m, ToShimMount(p, mountinfo));
+    // containerd: Linux.RootfsPropagation = "rshared" for a BIDIRECTIONAL mount.
+    if (p.propagation == v1::PROPAGATION_BIDIRECTIONAL) spec.set_rootfs_shared(true);
     mounts.push_back(std::move(m));
   }
   spec.clear_mounts();

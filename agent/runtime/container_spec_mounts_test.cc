@@ -69,6 +69,28 @@ TEST_F(MountsTest, BindMountsWithPropagationAndMode) {
   EXPECT_EQ(built.spec.mounts(0).destination(), "/proc");
 }
 
+// containerd's ensureShared: a BIDIRECTIONAL mount from a private mount could
+// never reach the host (this machine's / is private); HOST_TO_CONTAINER needs
+// shared or slave. A BIDIRECTIONAL mount keeps the container's namespace shared.
+TEST_F(MountsTest, PropagationNeedsASharedHostMount) {
+  MakeDir(dir_.Join("data"));
+  AddMount("/shared", dir_.Join("data"))->set_propagation(v1::PROPAGATION_BIDIRECTIONAL);
+  EXPECT_TRUE(BuildOk().spec.rootfs_shared());
+  in_.mountinfo = "1 0 8:1 / / rw - ext4 /dev/root rw\n";
+  EXPECT_THAT(Build(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                HasSubstr("config.mounts[0].host_path")));
+  in_.mountinfo = "1 0 8:1 / / rw shared:1 - ext4 /dev/root rw\n2 1 0:5 / " + dir_.path() +
+                  " rw master:1 - tmpfs tmpfs rw\n";
+  EXPECT_THAT(Build(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                HasSubstr("is a slave (mount --make-shared " + dir_.path())));
+  config_.mutable_mounts(0)->set_propagation(v1::PROPAGATION_HOST_TO_CONTAINER);
+  BuiltSpec built = BuildOk();
+  EXPECT_FALSE(built.spec.rootfs_shared());
+  config_.mutable_mounts(0)->set_propagation(v1::PROPAGATION_PRIVATE);
+  in_.mountinfo = "1 0 8:1 / / rw - ext4 /dev/root rw\n";
+  EXPECT_THAT(Build(), IsOk());
+}
+
 TEST_F(MountsTest, SymlinksAreResolvedButEchoedAsAsked) {
   MakeDir(dir_.Join("real"));
   ASSERT_EQ(symlink(dir_.Join("real").c_str(), dir_.Join("link").c_str()), 0);

@@ -13,9 +13,13 @@
 // ambient capability only when it is both permitted and inheritable
 // (PR_CAP_AMBIENT_RAISE in prctl(2)).
 //
-// Privileged (containerd oci.WithPrivileged): every capability the kernel
-// knows, no masked or read-only paths, /sys read-write, no seccomp.
+// Privileged (containerd oci.WithPrivileged): every capability berthd itself
+// holds in its bounding set (containerd's WithAllCurrentCapabilities: a node
+// agent run without, say, CAP_SYS_RESOURCE - nested containers, hardened
+// units - cannot give it away, and capset(2) would fail at start), no masked
+// or read-only paths, /sys read-write, no seccomp.
 #include <linux/capability.h>
+#include <sys/prctl.h>
 
 #include <algorithm>
 #include <set>
@@ -202,16 +206,40 @@ int CapabilityNumber(absl::string_view name) {
   return it == known.end() ? -1 : static_cast<int>(it - known.begin());
 }
 
+uint64_t CurrentBoundingSet() {
+  uint64_t set = 0;
+  const int last = LastCapability();
+  for (int c = 0; c <= last; ++c) {
+    if (prctl(PR_CAPBSET_READ, c, 0, 0, 0) == 1) set |= uint64_t{1} << c;
+  }
+  return set;
+}
+
 absl::StatusOr<std::vector<std::string>> ApplyCapabilities(
-    const runtime::v1::LinuxContainerSecurityContext& sc, shim::v1::Process& process) {
+    const runtime::v1::LinuxContainerSecurityContext& sc, uint64_t bounding,
+    shim::v1::Process& process) {
+  auto held = [bounding](int cap) { return cap < 64 && (bounding >> cap & 1) != 0; };
+  auto need = [&](absl::string_view field, int i, int cap) -> absl::Status {
+    if (held(cap)) return absl::OkStatus();
+    if (cap > LastCapability()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(kCapabilities, ".", field, "[", i, "]: ", KnownCapabilities()[cap],
+                       " is not known to this kernel (its last is ", LastCapability(), ")"));
+    }
+    return absl::FailedPreconditionError(absl::StrCat(
+        kCapabilities, ".", field, "[", i, "]: ", KnownCapabilities()[cap],
+        " is not in berthd's capability bounding set, so no container can be given it"));
+  };
   std::set<int> caps;
   for (const std::string& name : process.capabilities().bounding()) {
     int cap = CapabilityNumber(name);
-    if (cap >= 0) caps.insert(cap);
+    if (cap >= 0 && held(cap)) caps.insert(cap);
   }
   std::set<int> all;
   const int last = LastCapability();
-  for (int c = 0; c <= last; ++c) all.insert(c);
+  for (int c = 0; c <= last; ++c) {
+    if (held(c)) all.insert(c);
+  }
   const runtime::v1::Capability& req = sc.capabilities();
   if (sc.privileged()) {
     // containerd applies add/drop only to unprivileged containers.
@@ -222,6 +250,7 @@ absl::StatusOr<std::vector<std::string>> ApplyCapabilities(
     for (int i = 0; i < req.add_capabilities_size(); ++i) {
       if (IsAll(req.add_capabilities(i))) continue;
       BERTH_ASSIGN_OR_RETURN(int cap, ParseCap("add_capabilities", i, req.add_capabilities(i)));
+      BERTH_RETURN_IF_ERROR(need("add_capabilities", i, cap));
       caps.insert(cap);
     }
     for (int i = 0; i < req.drop_capabilities_size(); ++i) {
@@ -238,6 +267,7 @@ absl::StatusOr<std::vector<std::string>> ApplyCapabilities(
                                                      "]: ALL is not accepted here"));
     }
     BERTH_ASSIGN_OR_RETURN(int cap, ParseCap("add_ambient_capabilities", i, name));
+    BERTH_RETURN_IF_ERROR(need("add_ambient_capabilities", i, cap));
     ambient.insert(cap);
     caps.insert(cap);
   }

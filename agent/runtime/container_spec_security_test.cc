@@ -1,7 +1,9 @@
 // Capabilities, privileged mode, masked paths and seccomp.
+#include <linux/capability.h>
 #include <linux/filter.h>
 
 #include <algorithm>
+#include <fstream>
 
 #include "agent/runtime/container_spec_internal.h"
 #include "agent/runtime/container_spec_testing.h"
@@ -128,6 +130,59 @@ TEST_F(SpecTest, UnknownCapabilityIsNamed) {
   SecurityContext().mutable_capabilities()->add_drop_capabilities("X");
   EXPECT_THAT(Build(), StatusIs(absl::StatusCode::kInvalidArgument,
                                 HasSubstr("capabilities.drop_capabilities[0]")));
+}
+
+// berthd without CAP_SYS_RESOURCE (this machine's root; nested containers and
+// hardened units alike): "container init: capset: Operation not permitted"
+// failed privileged and add ALL before; now they mean what berthd holds.
+uint64_t Without(uint64_t set, int cap) { return set & ~(uint64_t{1} << cap); }
+
+TEST_F(SpecTest, PrivilegedGetsBerthdsBoundingSetOnly) {
+  in_.bounding_set = Without(~uint64_t{0}, CAP_SYS_RESOURCE);
+  sandbox_config_.mutable_linux()->mutable_security_context()->set_privileged(true);
+  SecurityContext().set_privileged(true);
+  BuiltSpec built = BuildOk();
+  EXPECT_THAT(built.spec.process().capabilities().bounding(),
+              ElementsAreArray(Without(AllCaps(), "CAP_SYS_RESOURCE")));
+  EXPECT_THAT(built.spec.process().capabilities().effective(),
+              ElementsAreArray(Without(AllCaps(), "CAP_SYS_RESOURCE")));
+}
+
+TEST_F(SpecTest, AddAllGetsBerthdsBoundingSetOnly) {
+  in_.bounding_set = Without(Without(~uint64_t{0}, CAP_SYS_RESOURCE), CAP_NET_RAW);
+  SecurityContext().mutable_capabilities()->add_add_capabilities("ALL");
+  EXPECT_THAT(BuildOk().spec.process().capabilities().permitted(),
+              ElementsAreArray(Without(Without(AllCaps(), "CAP_SYS_RESOURCE"), "CAP_NET_RAW")));
+}
+
+TEST_F(SpecTest, DefaultsAreCutToBerthdsBoundingSet) {
+  in_.bounding_set = Without(~uint64_t{0}, CAP_NET_RAW);
+  EXPECT_THAT(BuildOk().spec.process().capabilities().bounding(),
+              ElementsAreArray(Without(kDefaultCaps, "CAP_NET_RAW")));
+}
+
+TEST_F(SpecTest, NamedCapabilityBerthdLacksIsRefusedNamingIt) {
+  in_.bounding_set = Without(~uint64_t{0}, CAP_SYS_RESOURCE);
+  SecurityContext().mutable_capabilities()->add_add_capabilities("NET_ADMIN");
+  SecurityContext().mutable_capabilities()->add_add_capabilities("sys_resource");
+  EXPECT_THAT(Build(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                HasSubstr("capabilities.add_capabilities[1]: CAP_SYS_RESOURCE is "
+                                          "not in berthd's capability bounding set")));
+  SecurityContext().mutable_capabilities()->clear_add_capabilities();
+  SecurityContext().mutable_capabilities()->add_add_ambient_capabilities("SYS_RESOURCE");
+  EXPECT_THAT(Build(), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                HasSubstr("add_ambient_capabilities[0]: CAP_SYS_RESOURCE")));
+}
+
+TEST(CurrentBoundingSetTest, MatchesProcStatus) {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  uint64_t want = 0;
+  while (std::getline(in, line)) {
+    if (line.rfind("CapBnd:", 0) == 0) want = std::stoull(line.substr(7), nullptr, 16);
+  }
+  const uint64_t known = (uint64_t{2} << internal::LastCapability()) - 1;
+  EXPECT_EQ(internal::CurrentBoundingSet(), want & known);
 }
 
 TEST_F(SpecTest, PrivilegedNeedsAPrivilegedSandbox) {

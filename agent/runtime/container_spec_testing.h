@@ -56,6 +56,11 @@ class SpecTest : public ::testing::Test {
     in_.sandbox_config = &sandbox_config_;
     in_.image = &image_;
     in_.rootfs = rootfs_;
+    // Every capability, whatever this machine's root holds; tests of a
+    // restricted bounding set narrow it.
+    in_.bounding_set = ~uint64_t{0};
+    in_.mountinfo = "1 0 8:1 / / rw shared:1 - ext4 /dev/root rw\n";  // a systemd host's /
+    in_.lsm = LsmHost{};  // neither AppArmor nor SELinux, whatever this machine runs
     in_.sandbox.id = "s1";
     in_.sandbox.net_ns = "/run/berth/sandboxes/s1/ns/net";
     in_.sandbox.ipc_ns = "/run/berth/sandboxes/s1/ns/ipc";

@@ -72,8 +72,9 @@ void LifecycleTest::SetUp() {
 
 void LifecycleTest::StartBerthd() {
   berthd_ = std::make_unique<BerthdProcess>(dir_);
-  std::vector<std::string> flags = {"--import=" + demo_dir_ + "/demo",
-                                    "--cgroup-root=" + cgroup_root_};
+  std::string imports = demo_dir_ + "/demo";
+  for (const std::string& dir : extra_imports_) imports += "," + dir;
+  std::vector<std::string> flags = {"--import=" + imports, "--cgroup-root=" + cgroup_root_};
   flags.insert(flags.end(), extra_flags_.begin(), extra_flags_.end());
   ASSERT_THAT(berthd_->Start(flags), ::berth::testing::IsOk());
   Connect();

@@ -64,6 +64,8 @@ class LifecycleTest : public ::testing::Test {
   static std::string demo_dir_;
   // More berthd flags; a subclass sets them before SetUp() starts berthd.
   std::vector<std::string> extra_flags_;
+  // More OCI layouts to import beside the demo image.
+  std::vector<std::string> extra_imports_;
   TempDir dir_;
   std::string cgroup_root_;
   std::unique_ptr<BerthdProcess> berthd_;

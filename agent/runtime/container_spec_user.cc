@@ -222,8 +222,11 @@ absl::StatusOr<std::optional<std::string>> ReadFileInRoot(const std::string& roo
   UniqueFd dir(open(root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!dir) return ErrnoStatus(errno, "open", root);
   struct open_how how = {};
-  // O_NONBLOCK: a FIFO planted at the path must not hang us in open(2).
-  how.flags = O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK;
+  // O_PATH first: image content is never opened for real before fstat says
+  // it is a regular file. A layer may carry a device node at /etc/passwd
+  // (`c 10 130` is the host's watchdog: opening it as root arms a reboot),
+  // or a FIFO whose writer an open would release.
+  how.flags = O_PATH | O_CLOEXEC;
   how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS;
   long fd = -1;
   // EAGAIN: a concurrent rename in the tree (openat2(2), RESOLVE_IN_ROOT); retry.
@@ -236,12 +239,16 @@ absl::StatusOr<std::optional<std::string>> ReadFileInRoot(const std::string& roo
     if (errno == ENOENT || errno == ENOTDIR) return std::nullopt;
     return ErrnoStatus(errno, "openat2", shown);
   }
-  UniqueFd file(static_cast<int>(fd));
+  UniqueFd path_fd(static_cast<int>(fd));
   struct stat st;
-  if (fstat(file.get(), &st) != 0) return ErrnoStatus(errno, "fstat", shown);
+  if (fstat(path_fd.get(), &st) != 0) return ErrnoStatus(errno, "fstat", shown);
   if (!S_ISREG(st.st_mode)) {
     return absl::FailedPreconditionError(absl::StrCat("`", shown, "` is not a regular file"));
   }
+  // Reopened through the O_PATH fd itself: the very inode just checked.
+  UniqueFd file(open(absl::StrCat("/proc/self/fd/", path_fd.get()).c_str(),
+                     O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  if (!file) return ErrnoStatus(errno, "reopen", shown);
   std::string out;
   char buf[8192];
   for (;;) {

@@ -1,7 +1,11 @@
 // The container's user: passwd/group parsing, reads inside the rootfs, and the
 // CRI / image rules for uid, gid and supplementary groups.
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <atomic>
+#include <thread>
 
 #include "agent/runtime/container_spec_internal.h"
 #include "agent/runtime/container_spec_testing.h"
@@ -220,6 +224,28 @@ TEST_F(ReadInRootTest, NotARegularFileIsAnError) {
   ASSERT_EQ(mkfifo((rootfs_ + "/etc/group").c_str(), 0644), 0);  // must not hang
   EXPECT_THAT(internal::ReadUserDb(rootfs_),
               StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not a regular file")));
+}
+
+// Image content berthd must not even open: a FIFO at /etc/passwd whose
+// writer an open(2) for reading would release (as a device node's open would
+// reach its driver - `c 10 130` arms the host's watchdog).
+TEST_F(ReadInRootTest, ANonRegularFileIsNeverOpened) {
+  const std::string fifo = rootfs_ + "/etc/passwd";
+  ASSERT_EQ(unlink(fifo.c_str()), 0);
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0644), 0);
+  std::atomic<bool> released{false};
+  std::thread writer([&] {
+    int fd = open(fifo.c_str(), O_WRONLY | O_CLOEXEC);  // blocks until a reader opens
+    released = true;
+    if (fd >= 0) close(fd);
+  });
+  EXPECT_THAT(internal::ReadFileInRoot(rootfs_, "/etc/passwd"),
+              StatusIs(absl::StatusCode::kFailedPrecondition, HasSubstr("not a regular file")));
+  usleep(200000);
+  EXPECT_FALSE(released) << "berthd opened the FIFO";
+  int reader = open(fifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);  // lets the writer go
+  writer.join();
+  if (reader >= 0) close(reader);
 }
 
 TEST_F(SpecTest, UserGoesToTheSpecWithTheGidInAdditionalGids) {

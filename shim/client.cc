@@ -170,9 +170,32 @@ absl::StatusOr<LaunchedShim> LaunchShim(const std::string& shim_path, const std:
   return shim;
 }
 
-absl::StatusOr<v1::Response> CallShim(const std::string& socket_path, const v1::Request& request) {
-  BERTH_ASSIGN_OR_RETURN(UniqueFd fd, SendShimRequest(socket_path, request, {}));
-  return ReceiveShimResponse(fd);
+absl::StatusOr<v1::Response> CallShim(const std::string& socket_path, const v1::Request& request,
+                                      absl::Duration timeout) {
+  const absl::Time start = absl::Now();
+  BERTH_ASSIGN_OR_RETURN(UnixAddress addr, UnixAddress::For(socket_path));
+  UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return ErrnoStatus(errno, "socket");
+  if (timeout != absl::InfiniteDuration()) {
+    // SO_SNDTIMEO bounds connect(2) too (a full listen backlog) and the send;
+    // SO_RCVTIMEO each read of the answer (unix(7), socket(7)).
+    const struct timeval tv = absl::ToTimeval(std::max(timeout, absl::Milliseconds(1)));
+    setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  }
+  auto late = [&](const absl::Status& s) -> absl::Status {
+    if (s.ok() || absl::Now() - start < timeout) return s;
+    return absl::DeadlineExceededError(
+        absl::StrCat("shim at `", socket_path, "` did not answer within ",
+                     absl::FormatDuration(timeout), " (", s.message(), ")"));
+  };
+  if (connect(fd.get(), addr.sockaddr(), addr.length()) != 0) {
+    return late(ErrnoStatus(errno, "connect", socket_path));
+  }
+  BERTH_RETURN_IF_ERROR(late(WriteFrame(fd.get(), request, {})));
+  absl::StatusOr<v1::Response> response = ReceiveShimResponse(fd);
+  if (!response.ok()) return late(response.status());
+  return response;
 }
 
 absl::StatusOr<UniqueFd> SendShimRequest(const std::string& socket_path, const v1::Request& request,

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "os/unique_fd.h"
 #include "shim/pin.h"
@@ -36,10 +37,19 @@ struct LaunchedShim {
 absl::StatusOr<LaunchedShim> LaunchShim(const std::string& shim_path, const std::string& bundle,
                                         const v1::ContainerSpec& spec);
 
-// One request, one response. A response with a non-zero code becomes that
-// Status, except an exec's DEADLINE_EXCEEDED, which carries its output: check
-// response.code() for exec.
-absl::StatusOr<v1::Response> CallShim(const std::string& socket, const v1::Request& request);
+// How long berthd waits for a shim to answer one call (STYLE.md 18): a shim
+// whose loop is stuck - say on a child a hostile container stopped, for at
+// most its own 10 s child deadline - costs that call DEADLINE_EXCEEDED, never
+// a berthd thread forever.
+inline constexpr absl::Duration kShimCallTimeout = absl::Seconds(30);
+
+// One request, one response, within `timeout` (connect, send and receive;
+// absl::InfiniteDuration() for none). A response with a non-zero code becomes
+// that Status, except an exec's DEADLINE_EXCEEDED, which carries its output:
+// check response.code() for exec. A shim that does not answer in time is
+// DEADLINE_EXCEEDED naming the socket.
+absl::StatusOr<v1::Response> CallShim(const std::string& socket, const v1::Request& request,
+                                      absl::Duration timeout = kShimCallTimeout);
 
 // A call in two halves, for requests answered late (an exec with stdio fds):
 // Send connects and writes `request` with `fds` (SCM_RIGHTS); the caller may

@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -10,9 +11,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "os/log.h"
 #include "os/status.h"
 
@@ -126,12 +129,32 @@ pid_t RawClone(int flags) {
 
 }  // namespace
 
+ssize_t RecvSync(int fd, SyncMsg* msg, int timeout_ms) {
+  const absl::Time deadline = absl::Now() + absl::Milliseconds(timeout_ms);
+  while (true) {
+    const int64_t left = absl::ToInt64Milliseconds(deadline - absl::Now());
+    struct pollfd p = {fd, POLLIN, 0};
+    int ready = poll(&p, 1, static_cast<int>(std::max<int64_t>(left, 0)));
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready < 0) return -1;
+    if (ready == 0) {
+      errno = ETIMEDOUT;
+      return -1;
+    }
+    ssize_t n = recv(fd, msg, sizeof(*msg), MSG_DONTWAIT);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    return n;
+  }
+}
+
 absl::Status ReadChildReply(int fd, pid_t pid, const InitPlan& plan, SyncKind want) {
   SyncMsg msg;
-  ssize_t n;
-  do {
-    n = recv(fd, &msg, sizeof(msg), 0);
-  } while (n < 0 && errno == EINTR);
+  ssize_t n = RecvSync(fd, &msg);
+  if (n < 0 && errno == ETIMEDOUT) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("child ", pid, " did not report within ", kChildReplyTimeoutMs / 1000,
+                     " s (stopped or hung: a process in the container may have sent it SIGSTOP)"));
+  }
   if (n == 0 && want == SyncKind::kStart) return absl::OkStatus();  // exec closed it
   if (n == sizeof(msg) && msg.kind == want) return absl::OkStatus();
   if (n == sizeof(msg) && msg.kind == SyncKind::kFailed) return ChildError(msg, plan);

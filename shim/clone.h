@@ -38,7 +38,19 @@ absl::StatusOr<pid_t> CloneChild(int flags, const UniqueFd& pidns, const InitPla
 absl::Status PrepareChild(pid_t pid, std::optional<Cgroup>& cgroup, const v1::Process& process);
 
 absl::Status SendSync(int fd, SyncKind kind);
-// Waits for `want` (kReady, or kStart: EOF because exec closed the socket).
+
+// How long a child being set up (an init before its start, an exec) may take
+// to report: it is visible in the container's PID namespace from clone on,
+// and a hostile container can SIGSTOP it. Past this the shim stops waiting
+// (its loop serves nothing meanwhile) and the caller kills the child.
+inline constexpr int kChildReplyTimeoutMs = 10000;
+
+// One sync message from the child, waiting at most `timeout_ms`: the bytes
+// read (0 at EOF), or -1 with errno (ETIMEDOUT when it did not come in time).
+ssize_t RecvSync(int fd, SyncMsg* msg, int timeout_ms = kChildReplyTimeoutMs);
+
+// Waits for `want` (kReady, or kStart: EOF because exec closed the socket);
+// DEADLINE_EXCEEDED after kChildReplyTimeoutMs.
 absl::Status ReadChildReply(int fd, pid_t pid, const InitPlan& plan, SyncKind want);
 
 void KillAndReap(pid_t pid);

@@ -206,11 +206,16 @@ absl::Status Container::Start() {
   }
   BERTH_RETURN_IF_ERROR(SendSync(sync_.get(), SyncKind::kStart));
   SyncMsg msg;
-  ssize_t n;
-  do {
-    n = recv(sync_.get(), &msg, sizeof(msg), 0);
-  } while (n < 0 && errno == EINTR);
+  ssize_t n = RecvSync(sync_.get(), &msg);
+  const int recv_err = errno;
   sync_.reset();
+  if (n < 0 && recv_err == ETIMEDOUT) {
+    // Stopped between its report and exec (a shared-PID pod's neighbour can
+    // SIGSTOP it): it cannot be started now; Kill and Delete still end it.
+    return absl::DeadlineExceededError(
+        absl::StrCat("start: container init ", init_pid_, " did not exec within ",
+                     kChildReplyTimeoutMs / 1000, " s (stopped or hung)"));
+  }
   if (n == 0) {
     state_ = v1::RUNNING;
     started_at_ns_ = NowNs();

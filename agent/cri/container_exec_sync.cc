@@ -5,6 +5,8 @@
 // rest discarded; a non-zero exit is not a gRPC error; on timeout the answer is
 // DEADLINE_EXCEEDED and nothing the command started is left running (the shim
 // kills the process group).
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/cri/cri_service.h"
@@ -30,10 +32,17 @@ absl::StatusOr<v1::ExecSyncResponse> CriService::ExecSync(const v1::ExecSyncRequ
   BERTH_ASSIGN_OR_RETURN(
       *e->mutable_process(),
       ExecProcess(r, std::vector<std::string>(request.cmd().begin(), request.cmd().end())));
-  e->set_timeout_ms(request.timeout() * 1000);
+  // Clamped (ten years) so the milliseconds cannot overflow.
+  const int64_t timeout_s = std::min<int64_t>(request.timeout(), int64_t{315360000});
+  e->set_timeout_ms(timeout_s * 1000);
   e->set_max_output_bytes(kMaxExecOutput);
+  // The shim kills the command at its timeout and answers; berthd gives it
+  // the shim's own call deadline on top. Timeout 0 is "no timeout" in CRI: the
+  // call then waits as long as the command runs.
+  const absl::Duration wait =
+      timeout_s > 0 ? absl::Seconds(timeout_s) + shim::kShimCallTimeout : absl::InfiniteDuration();
   BERTH_ASSIGN_OR_RETURN(shim::v1::Response response,
-                         shim::CallShim(r.bundle() + "/shim.sock", exec));
+                         shim::CallShim(r.bundle() + "/shim.sock", exec, wait));
   if (response.exec().timed_out() ||
       response.code() == static_cast<int>(absl::StatusCode::kDeadlineExceeded)) {
     return absl::DeadlineExceededError(absl::StrCat("command `", absl::StrJoin(request.cmd(), " "),

@@ -7,6 +7,8 @@
 // (resolved at create: agent/runtime/container_spec.h); timeout 0 kills at once.
 #include <signal.h>
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "agent/cri/cri_service.h"
 #include "agent/cri/records.h"
@@ -23,11 +25,15 @@ namespace st = ::berth::state::v1;
 // How long to wait for a SIGKILLed container's exit to be reported.
 constexpr absl::Duration kKillWait = absl::Seconds(10);
 
-// Waits until the record says STOPPED or `deadline` passes; whether it stopped.
+// Waits until the record says STOPPED (or REMOVING: a RemoveContainer beside
+// this stop went ahead) or `deadline` passes; whether it stopped.
 bool WaitStopped(lifecycle::ContainerObject& c, absl::Time deadline) {
   absl::MutexLock lock(&c.mu);
-  while (c.record.phase() != st::STOPPED) {
-    if (c.exited.WaitWithDeadline(&c.mu, deadline)) return c.record.phase() == st::STOPPED;
+  auto stopped = [&] {
+    return c.record.phase() == st::STOPPED || c.record.phase() == st::REMOVING;
+  };
+  while (!stopped()) {
+    if (c.exited.WaitWithDeadline(&c.mu, deadline)) return stopped();
   }
   return true;
 }
@@ -62,14 +68,23 @@ absl::StatusOr<v1::StopContainerResponse> CriService::StopContainer(
   // Idempotent: a container already removed is stopped (api.proto, above).
   if (container == nullptr) return v1::StopContainerResponse();
   if (request.timeout() < 0) return absl::InvalidArgumentError("timeout: negative");
-  absl::MutexLock op(&container->op_mu);
-  st::Container r = Snapshot(*container);
+  st::Container r;
+  {
+    absl::MutexLock op(&container->op_mu);
+    r = Snapshot(*container);
+  }
   if (r.phase() == st::CREATING) {
     return absl::FailedPreconditionError(
         absl::StrCat("container_id: container `", r.id(), "` is still being created"));
   }
-  BERTH_RETURN_IF_ERROR(KillContainer(*container, r.stop_signal() > 0 ? r.stop_signal() : SIGTERM,
-                                      absl::Seconds(request.timeout())));
+  // The grace period is waited without op_mu: a second stop with a shorter
+  // timeout (kubelet's force delete), RemoveContainer or StopPodSandbox then
+  // escalates to SIGKILL at once instead of queueing behind this one, as
+  // containerd lets it. Signals and waits need no lock; the exit is recorded
+  // by the monitor.
+  BERTH_RETURN_IF_ERROR(
+      KillContainer(*container, r.stop_signal() > 0 ? r.stop_signal() : SIGTERM,
+                    absl::Seconds(std::min<int64_t>(request.timeout(), int64_t{315360000}))));
   return v1::StopContainerResponse();
 }
 

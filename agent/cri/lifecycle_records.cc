@@ -31,7 +31,7 @@ absl::Status CriService::Update(lifecycle::ContainerObject& c, const ContainerEd
     edit(c.record);
     version = ++c.version;
     copy = c.record;
-    if (copy.phase() == st::STOPPED) c.exited.SignalAll();
+    if (copy.phase() == st::STOPPED || copy.phase() == st::REMOVING) c.exited.SignalAll();
   }
   return store_->SaveContainer(copy, version);
 }

@@ -6,12 +6,19 @@
 //   container CREATED / RUNNING    the shim is asked over its socket: alive,
 //                                  it is watched again (re-adopted); gone, its
 //                                  exit file tells how init ended; neither
-//                                  (a reboot emptied /run): exited, 255, Unknown
+//                                  (a reboot emptied /run): exited, 255, Unknown;
+//                                  not answering in 1 s: kept and watched
+//                                  (all shims are asked at once)
 //   sandbox RUNNING                its pinned network namespace must still be
 //                                  there; after a reboot it is not: NOTREADY
 // Leftovers without a record (a container dir whose create never got to save
 // its record) are removed too.
 #include <sys/stat.h>
+
+#include <algorithm>
+#include <future>
+#include <optional>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "agent/cri/cri_service.h"
@@ -28,6 +35,10 @@ namespace {
 
 namespace v1 = runtime::v1;
 namespace st = ::berth::state::v1;
+
+// Shims asked at once at start-up, and how long each may take to answer.
+constexpr size_t kRecoverParallel = 32;
+constexpr absl::Duration kRecoverShimTimeout = absl::Seconds(1);
 
 bool Exists(const std::string& path) {
   struct stat st;
@@ -53,7 +64,24 @@ absl::Status CriService::Recover() {
     containers.push_back(std::move(c));
   }
   int adopted = 0, exited = 0, undone = 0;
-  for (const auto& c : containers) {
+  // Every live shim is asked for its state at once, each with a short
+  // deadline (a shim stuck on a child a hostile container stopped must not
+  // hold up the node's start-up), a few dozen at a time.
+  std::vector<std::optional<absl::StatusOr<shim::v1::Response>>> states(containers.size());
+  for (size_t base = 0; base < containers.size(); base += kRecoverParallel) {
+    std::vector<std::future<void>> jobs;
+    for (size_t i = base; i < std::min(containers.size(), base + kRecoverParallel); ++i) {
+      st::Container r = Snapshot(*containers[i]);
+      if (r.phase() != st::CREATED && r.phase() != st::RUNNING) continue;
+      jobs.push_back(std::async(std::launch::async, [&states, i, bundle = r.bundle()] {
+        states[i] =
+            shim::CallShim(bundle + "/shim.sock", shim::StateRequest(), kRecoverShimTimeout);
+      }));
+    }
+    for (std::future<void>& j : jobs) j.get();
+  }
+  for (size_t i = 0; i < containers.size(); ++i) {
+    const auto& c = containers[i];
     absl::MutexLock op(&c->op_mu);
     st::Container r = Snapshot(*c);
     if (r.phase() == st::CREATING || r.phase() == st::REMOVING) {
@@ -63,8 +91,22 @@ absl::Status CriService::Recover() {
       continue;
     }
     if (r.phase() != st::CREATED && r.phase() != st::RUNNING) continue;
-    absl::StatusOr<shim::v1::Response> st =
-        shim::CallShim(r.bundle() + "/shim.sock", shim::StateRequest());
+    const absl::StatusOr<shim::v1::Response>& st = *states[i];
+    if (!st.ok() && st.status().code() == absl::StatusCode::kDeadlineExceeded) {
+      // Alive but not answering: kept as it was and watched; its exit is
+      // recorded when the shim gets to it.
+      BERTH_LOG(WARNING) << "container " << r.id() << ": shim unresponsive at start-up ("
+                         << st.status() << "); kept " << st::Phase_Name(r.phase())
+                         << " and watched";
+      absl::Status watched = WatchExit(c);
+      if (watched.ok()) {
+        ++adopted;
+        continue;
+      }
+      OnExit(*c, watched);
+      ++exited;
+      continue;
+    }
     if (st.ok() && st->state().state() != shim::v1::STOPPED) {
       if (st->state().state() == shim::v1::RUNNING && r.phase() == st::CREATED) {
         // Started, but berthd died before it saved so.
@@ -98,7 +140,10 @@ absl::Status CriService::Recover() {
     if (r.phase() != st::RUNNING) continue;
     bool alive = r.net_ns().empty() || Exists(r.net_ns());
     if (alive && !r.pause_bundle().empty()) {
-      alive = shim::CallShim(r.pause_bundle() + "/shim.sock", shim::StateRequest()).ok();
+      absl::StatusOr<shim::v1::Response> pause = shim::CallShim(
+          r.pause_bundle() + "/shim.sock", shim::StateRequest(), kRecoverShimTimeout);
+      // A pause shim that does not answer is alive: only a gone one tears the pod down.
+      alive = pause.ok() || pause.status().code() == absl::StatusCode::kDeadlineExceeded;
     }
     if (!alive) {
       absl::Status st = TeardownSandbox(*s);
@@ -117,7 +162,7 @@ absl::Status CriService::Recover() {
       if (container_ids.count(id)) continue;
       std::string path = absl::StrCat(dir, "/", id);
       BERTH_LOG(WARNING) << "removing `" << path << "`: no container record names it";
-      (void)shim::CallShim(path + "/shim.sock", shim::DeleteRequest());
+      (void)shim::CallShim(path + "/shim.sock", shim::DeleteRequest(), kRecoverShimTimeout);
       (void)rootfs::RemoveContainerRootfs(path);
       (void)RemoveTree(path);
     }

@@ -8,9 +8,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <future>
 #include <random>
-#include <semaphore>
+#include <system_error>
+#include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -410,16 +412,27 @@ absl::Status ImageManager::FetchBlob(RegistryClient& client, const std::string& 
     // A layer blob is flushed behind the pull (Finish, Flush).
     ingest.set_durable(!layer);
     absl::Status write;
-    BERTH_RETURN_IF_ERROR(
+    int64_t received = 0;
+    absl::Status fetched =
         client.FetchBlob(repo, blob.digest.string(), [&](absl::string_view chunk) {
+          // Past the size the manifest declared, nothing more is written: a
+          // registry cannot fill the disk with a blob bound to fail its check.
+          received += static_cast<int64_t>(chunk.size());
+          if (received > blob.size) {
+            write = absl::DataLossError(absl::StrCat("blob ", blob.digest.string(),
+                                                     ": the registry sent more than its declared ",
+                                                     blob.size, " bytes"));
+            return false;
+          }
           write = ingest.Write(chunk);
           if (write.ok() && tee != nullptr) {
             if (streamed != nullptr) *streamed = true;
             if (!(*tee)(chunk)) write = absl::AbortedError("the layer's unpacker stopped reading");
           }
           return write.ok();
-        }));
-    BERTH_RETURN_IF_ERROR(write);
+        });
+    BERTH_RETURN_IF_ERROR(write);  // the reason the transfer was stopped, if we stopped it
+    BERTH_RETURN_IF_ERROR(fetched);
     // Nothing is stored unless both the size and the digest match.
     return ingest.Commit(blob.digest, blob.size).status();
   }();
@@ -430,7 +443,7 @@ absl::Status ImageManager::FetchBlob(RegistryClient& client, const std::string& 
 namespace {
 // Layers of one pull fetched and unpacked at once: enough to keep a core busy
 // decompressing while another downloads, few enough not to flood a registry.
-constexpr std::ptrdiff_t kParallelLayers = 3;
+constexpr size_t kParallelLayers = 3;
 }  // namespace
 
 absl::Status ImageManager::FetchAndUnpack(
@@ -538,18 +551,30 @@ absl::StatusOr<ImageRecord> ImageManager::Finish(const Digest& manifest_digest,
   }
   // Layers download in parallel (a few at a time), each unpacked as it arrives.
   if (status.ok()) {
-    std::counting_semaphore<> slots(kParallelLayers);
-    std::vector<std::future<void>> jobs;
-    for (size_t i = 0; i < n; ++i) {
-      jobs.push_back(std::async(std::launch::async, [&, i] {
-        slots.acquire();
-        staged[i].status =
-            FetchAndUnpack(manifest.layers[i], staged[i].tmp,
-                           [&](auto* tee, bool* streamed) { return fetch(i, tee, streamed); });
-        slots.release();
-      }));
+    // A fixed pool of workers takes the layers in turn: a manifest of 20,000
+    // layers costs kParallelLayers threads (and their unpackers), not 20,000.
+    std::atomic<size_t> next{0};
+    auto worker = [&] {
+      for (size_t i; (i = next.fetch_add(1)) < n;) {
+        try {
+          staged[i].status =
+              FetchAndUnpack(manifest.layers[i], staged[i].tmp,
+                             [&](auto* tee, bool* streamed) { return fetch(i, tee, streamed); });
+        } catch (const std::system_error& e) {  // no thread for the unpacker
+          staged[i].status = absl::ResourceExhaustedError(
+              absl::StrCat("layer ", manifest.layers[i].digest.string(), ": ", e.what()));
+        }
+      }
+    };
+    std::vector<std::thread> workers;
+    try {
+      for (size_t w = 0; w < std::min<size_t>(kParallelLayers, n); ++w)
+        workers.emplace_back(worker);
+    } catch (const std::system_error& e) {
+      // The workers already running take every layer; with none, nothing ran.
+      if (workers.empty()) status = absl::ResourceExhaustedError(absl::StrCat("pull: ", e.what()));
     }
-    for (std::future<void>& j : jobs) j.get();
+    for (std::thread& t : workers) t.join();
     for (const Staged& st : staged) {
       if (status.ok()) status = st.status;
     }

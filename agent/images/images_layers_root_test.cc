@@ -8,7 +8,10 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <fstream>
+#include <functional>
 #include <future>
+#include <iostream>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -117,12 +120,15 @@ TEST_F(LayerFormatsTest, DockerSchema2ManifestListWithEveryCompression) {
 // client gives up, and free what it claimed.
 class StallingRegistry {
  public:
+  // `oversize`: instead of stalling, the layer comes whole and then 1 MiB
+  // more than the manifest declares (a hostile or broken registry).
   StallingRegistry(std::string manifest, std::string config_digest, std::string config,
-                   std::string layer)
+                   std::string layer, bool oversize = false)
       : manifest_(std::move(manifest)),
         config_digest_(std::move(config_digest)),
         config_(std::move(config)),
-        layer_(std::move(layer)) {
+        layer_(std::move(layer)),
+        oversize_(oversize) {
     listener_.reset(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_in a{};
     a.sin_family = AF_INET;
@@ -162,6 +168,9 @@ class StallingRegistry {
         Send(c, "application/vnd.oci.image.manifest.v1+json", manifest_, manifest_.size());
       } else if (absl::EndsWith(path, config_digest_)) {
         Send(c, "application/octet-stream", config_, config_.size());
+      } else if (oversize_) {
+        const std::string more = layer_ + std::string(1 << 20, 'x');
+        Send(c, "application/octet-stream", more, more.size());
       } else {
         Send(c, "application/octet-stream", layer_.substr(0, layer_.size() / 2), layer_.size());
         ++stalled_;
@@ -178,6 +187,7 @@ class StallingRegistry {
   }
 
   std::string manifest_, config_digest_, config_, layer_;
+  bool oversize_ = false;
   UniqueFd listener_;
   int port_ = 0;
   std::atomic<bool> stop_{false};
@@ -218,6 +228,67 @@ TEST_F(LayerFormatsTest, ACancelledPullEndsAndFreesItsClaimsForTheNext) {
   ASSERT_THAT(layers, IsOk());
   for (const std::string& l : *layers) EXPECT_FALSE(absl::StartsWith(l, "tmp-")) << l;
   EXPECT_EQ(images_->List().size(), 1u);
+}
+
+TEST_F(LayerFormatsTest, ABlobPastItsDeclaredSizeFailsThePullAndLeavesNothing) {
+  absl::StatusOr<PushedImage> raw = registry_->PushImage(
+      "library/raw", "v1", {TestLayer{tar_, BlobCompression::kNone}}, PushOptions{});
+  ASSERT_THAT(raw, IsOk());
+  absl::StatusOr<std::string> cfg = ReadFile(
+      absl::StrCat(registry_->storage(), "/docker/registry/v2/blobs/sha256/",
+                   raw->config_digest.substr(7, 2), "/", raw->config_digest.substr(7), "/data"));
+  ASSERT_THAT(cfg, IsOk());
+  StallingRegistry big(raw->manifest, raw->config_digest, *cfg, tar_, /*oversize=*/true);
+  EXPECT_THAT(
+      images_->Pull(big.host() + "/library/raw:v1", {}, Until(absl::Now() + absl::Seconds(30))),
+      StatusIs(absl::StatusCode::kDataLoss, HasSubstr("more than its declared")));
+  EXPECT_FALSE(Exists(dir_.Join("images/content/blobs/sha256/" + raw->layer_digests[0].substr(7))));
+  absl::StatusOr<std::vector<std::string>> layers = ListDir(dir_.Join("images/layers"));
+  ASSERT_THAT(layers, IsOk());
+  for (const std::string& l : *layers) EXPECT_FALSE(absl::StartsWith(l, "tmp-")) << l;
+  EXPECT_TRUE(images_->List().empty());
+}
+
+// The highest thread count of this process while `run` runs.
+int PeakThreads(const std::function<void()>& run) {
+  std::atomic<bool> done{false};
+  std::atomic<int> peak{0};
+  std::thread sampler([&] {
+    do {
+      std::ifstream in("/proc/self/status");
+      for (std::string line; std::getline(in, line);) {
+        if (absl::StartsWith(line, "Threads:")) {
+          peak = std::max(peak.load(), std::atoi(line.c_str() + 8));
+        }
+      }
+      usleep(2000);
+    } while (!done);
+  });
+  run();
+  done = true;
+  sampler.join();
+  return peak;
+}
+
+// At 6d1084a every layer had a thread of its own from the start (std::async
+// before the semaphore): 20,000 layers, 20,000 threads, and TasksMax - which
+// the shims share - ran out node-wide.
+TEST_F(LayerFormatsTest, AManifestOfManyLayersUsesAFewThreads) {
+  constexpr int kLayers = 300;
+  std::vector<TestLayer> layers;
+  const std::string tiny = LayerIn("tiny", Compression::kNone, {File("f", "x")});
+  for (int i = 0; i < kLayers; ++i) layers.push_back({tiny, BlobCompression::kNone});
+  ASSERT_THAT(registry_->PushImage("library/many", "v1", layers, PushOptions{}), IsOk());
+  const int before = PeakThreads([] {});
+  absl::StatusOr<ImageRecord> img;
+  const int peak = PeakThreads([&] {
+    img = images_->Pull(Ref("library/many:v1"), {}, Until(absl::Now() + absl::Seconds(120)));
+  });
+  ASSERT_THAT(img, IsOk());
+  EXPECT_EQ(img->chain_ids.size(), static_cast<size_t>(kLayers));
+  std::cout << "threads: " << before << " before, " << peak << " at most while pulling " << kLayers
+            << " layers\n";
+  EXPECT_LT(peak - before, 20);
 }
 
 }  // namespace

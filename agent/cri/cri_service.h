@@ -229,6 +229,9 @@ class CriService : public streaming::StreamRuntime {
   std::map<std::string, CpuPoint> cpu_points_ ABSL_GUARDED_BY(cpu_mu_);
   absl::Mutex config_mu_;
   std::string pod_cidr_ ABSL_GUARDED_BY(config_mu_);
+  // State rows start-up could not read (recover.cc), said by Status.
+  mutable absl::Mutex unreadable_mu_;
+  std::vector<std::string> unreadable_ ABSL_GUARDED_BY(unreadable_mu_);
   // Last: its thread calls back into the members above.
   std::unique_ptr<lifecycle::ExitMonitor> monitor_;
   // Its sessions call StartExec and DialPod: stopped first in ~CriService.

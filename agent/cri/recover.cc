@@ -55,6 +55,14 @@ absl::Status CriService::Recover() {
     (void)registry_.Reserve(r.name(), r.id());
     registry_.Add(std::make_shared<lifecycle::SandboxObject>(std::move(r)));
   }
+  // Rows that do not parse are left as they are and said in Status; their
+  // containers' directories are theirs still (not leftovers).
+  for (const std::string& u : loaded.unreadable) BERTH_LOG(ERROR) << "state: " << u << ", skipped";
+  for (const std::string& id : loaded.unreadable_container_ids) container_ids.insert(id);
+  {
+    absl::MutexLock lock(&unreadable_mu_);
+    unreadable_ = loaded.unreadable;
+  }
   std::vector<std::shared_ptr<lifecycle::ContainerObject>> containers;
   for (st::Container& r : loaded.containers) {
     container_ids.insert(r.id());

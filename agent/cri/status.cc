@@ -76,6 +76,17 @@ absl::StatusOr<runtime::v1::StatusResponse> CriService::Status(
   }
   SetCondition(response.mutable_status()->add_conditions(), kNetworkReady, network_problems,
                "NetworkPluginNotReady");
+  // State berthd could not read at start-up: the node works, but what those
+  // rows held (a pod, a container, an image) is not managed until someone
+  // looks. kubelet reads only the two conditions above; crictl info shows this.
+  std::vector<std::string> unreadable;
+  {
+    absl::MutexLock lock(&unreadable_mu_);
+    unreadable = unreadable_;
+  }
+  for (const std::string& u : images_->Unreadable()) unreadable.push_back(u);
+  SetCondition(response.mutable_status()->add_conditions(), "BerthStateReadable", unreadable,
+               "UnreadableRecords");
   if (request.verbose()) {
     const AgentOptions& o = options_;
     nlohmann::json config = {

@@ -269,6 +269,7 @@ absl::Status ImageManager::Load() {
       store::Statement s,
       db_->Prepare("SELECT id, manifest_digest, size, layers, chain_ids, config FROM images"));
   absl::MutexLock lock(&mu_);
+  std::vector<std::string> dropped;
   while (true) {
     BERTH_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
@@ -280,7 +281,15 @@ absl::Status ImageManager::Load() {
     r.chain_ids = absl::StrSplit(s.Text(4), ' ', absl::SkipEmpty());
     r.config_json = s.Text(5);
     absl::StatusOr<ImageConfig> config = ParseImageConfig(r.config_json);
-    if (!config.ok()) return Annotate(config.status(), absl::StrCat("image ", r.id));
+    if (!config.ok()) {
+      // Dropped with a warning, as an image a power cut tore: pulled again
+      // when wanted; its layers go to garbage collection unless others use them.
+      unreadable_.push_back(absl::StrCat("image ", r.id, ": ", config.status().message()));
+      BERTH_LOG(WARNING) << "dropping image " << r.id
+                         << ": its config no longer parses: " << config.status();
+      dropped.push_back(r.id);
+      continue;
+    }
     r.config = *std::move(config);
     images_[r.id] = std::move(r);
   }
@@ -290,10 +299,19 @@ absl::Status ImageManager::Load() {
     BERTH_ASSIGN_OR_RETURN(bool row, refs.Step());
     if (!row) break;
     const std::string name = refs.Text(0), id = refs.Text(1);
+    if (std::find(dropped.begin(), dropped.end(), id) != dropped.end()) continue;
     refs_[name] = id;
     auto it = images_.find(id);
     if (it == images_.end()) continue;
     (absl::StrContains(name, '@') ? it->second.repo_digests : it->second.repo_tags).push_back(name);
+  }
+  for (const std::string& id : dropped) {
+    for (const char* sql :
+         {"DELETE FROM image_refs WHERE image_id = ?", "DELETE FROM images WHERE id = ?"}) {
+      BERTH_ASSIGN_OR_RETURN(store::Statement d, db_->Prepare(sql));
+      d.Bind(1, id);
+      BERTH_RETURN_IF_ERROR(d.Run());
+    }
   }
   return absl::OkStatus();
 }

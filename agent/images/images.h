@@ -111,6 +111,12 @@ class ImageManager {
   size_t UnsyncedCount() const;
 
   std::vector<std::string> LayerDirs(const ImageRecord& image) const;
+  // Images dropped at start-up because their config no longer parses, each
+  // "image <id>: <why>" (they are pulled again when wanted).
+  std::vector<std::string> Unreadable() const {
+    absl::MutexLock lock(&mu_);
+    return unreadable_;
+  }
   absl::StatusOr<StoreUsage> Usage() const;
   const std::string& root() const { return options_.root; }
 
@@ -175,6 +181,7 @@ class ImageManager {
   std::map<std::string, ImageRecord> images_ ABSL_GUARDED_BY(mu_);  // by id
   std::map<std::string, std::string> refs_ ABSL_GUARDED_BY(mu_);    // name -> id
   std::set<std::string> busy_ ABSL_GUARDED_BY(mu_);                 // digests, chain ids
+  std::vector<std::string> unreadable_ ABSL_GUARDED_BY(mu_);
   std::function<bool(const std::string&)> in_use_ ABSL_GUARDED_BY(mu_);
   absl::Mutex db_mu_;  // one writer on the database at a time
 

@@ -93,20 +93,25 @@ absl::StatusOr<RuntimeStore::Loaded> RuntimeStore::Load() {
     while (true) {
       BERTH_ASSIGN_OR_RETURN(bool row, s.Step());
       if (!row) break;
-      state::Sandbox& r = loaded.sandboxes.emplace_back();
+      state::Sandbox r;
       if (!r.ParseFromString(s.Blob(1))) {
-        return absl::DataLossError(absl::StrCat("sandbox `", s.Text(0), "`: unreadable record"));
+        loaded.unreadable.push_back(absl::StrCat("sandbox `", s.Text(0), "`: unreadable record"));
+        continue;
       }
+      loaded.sandboxes.push_back(std::move(r));
     }
   }
   BERTH_ASSIGN_OR_RETURN(store::Statement s, db_.Prepare("SELECT id, record FROM containers"));
   while (true) {
     BERTH_ASSIGN_OR_RETURN(bool row, s.Step());
     if (!row) break;
-    state::Container& r = loaded.containers.emplace_back();
+    state::Container r;
     if (!r.ParseFromString(s.Blob(1))) {
-      return absl::DataLossError(absl::StrCat("container `", s.Text(0), "`: unreadable record"));
+      loaded.unreadable.push_back(absl::StrCat("container `", s.Text(0), "`: unreadable record"));
+      loaded.unreadable_container_ids.push_back(s.Text(0));
+      continue;
     }
+    loaded.containers.push_back(std::move(r));
   }
   return loaded;
 }

@@ -51,6 +51,11 @@ class RuntimeStore {
   struct Loaded {
     std::vector<state::Sandbox> sandboxes;
     std::vector<state::Container> containers;
+    // Rows that do not parse (a torn page, a newer berthd's format): left in
+    // the database untouched, not loaded, each said here ("container `<id>`:
+    // unreadable record"), so start-up goes on without them.
+    std::vector<std::string> unreadable;
+    std::vector<std::string> unreadable_container_ids;
   };
   absl::StatusOr<Loaded> Load();
 

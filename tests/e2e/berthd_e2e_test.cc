@@ -85,7 +85,8 @@ TEST_F(BerthdTest, StatusTellsTheTruth) {
   v1::StatusResponse response;
   ASSERT_TRUE(stub->Status(Ctx().get(), request, &response).ok());
   auto conditions = Conditions(response);
-  ASSERT_EQ(conditions.size(), 2u);
+  ASSERT_EQ(conditions.size(), 3u);
+  EXPECT_TRUE(conditions["BerthStateReadable"].status());
   // Without a berth-shim beside berthd the runtime cannot run containers.
   const v1::RuntimeCondition& runtime = conditions["RuntimeReady"];
   if (::access(

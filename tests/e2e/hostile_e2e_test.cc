@@ -1,9 +1,11 @@
-// Containers that fight their runtime (issue 17). A container whose init
-// SIGSTOPs every other process in its PID namespace catches the child the
-// shim clones in for an exec before that child reports back: at 6d1084a the
-// shim waited on it forever, so exec and stop hung, and a restarted berthd,
-// which asks every shim for its state before it serves, never served.
+// Containers that fight their runtime, and state that went bad (issue 17).
+// A container whose init SIGSTOPs every other process in its PID namespace
+// catches the child the shim clones in for an exec before that child reports
+// back: at 6d1084a the shim waited on it forever, so exec and stop hung, and
+// a restarted berthd, which asks every shim for its state before it serves,
+// never served.
 #include <signal.h>
+#include <sqlite3.h>
 
 #include <future>
 #include <iostream>
@@ -105,6 +107,83 @@ TEST_F(HostileTest, AShorterStopEscalatesPastALongOne) {
   absl::StatusOr<v1::ContainerStatusResponse> st = ContainerStatus(*id);
   ASSERT_THAT(st.status(), IsOk());
   EXPECT_EQ(st->status().exit_code(), 137);
+}
+
+// Runs one statement on berthd's database (berthd is down), binding `blob`
+// to ?1 when given; the first column of the first row, if any.
+std::string Sql(const std::string& db_path, const std::string& sql, const std::string* blob) {
+  sqlite3* db = nullptr;
+  std::string out;
+  if (sqlite3_open(db_path.c_str(), &db) != SQLITE_OK) {
+    ADD_FAILURE() << "open " << db_path;
+    return out;
+  }
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
+    ADD_FAILURE() << sql << ": " << sqlite3_errmsg(db);
+  } else {
+    if (blob != nullptr) {
+      sqlite3_bind_blob(st, 1, blob->data(), static_cast<int>(blob->size()), SQLITE_TRANSIENT);
+    }
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_blob(st, 0) != nullptr) {
+      out.assign(static_cast<const char*>(sqlite3_column_blob(st, 0)),
+                 static_cast<size_t>(sqlite3_column_bytes(st, 0)));
+    }
+    sqlite3_finalize(st);
+  }
+  sqlite3_close(db);
+  return out;
+}
+
+// A row torn by a disk, or written by a newer berthd, once stopped berthd
+// from starting at all (store.cc: DATA_LOSS for the whole load); an image
+// config that no longer parses likewise.
+TEST_F(HostileTest, AnUnreadableRowDoesNotStopStartUp) {
+  absl::StatusOr<std::string> victim = RunPod(PodConfig("victim"));
+  ASSERT_THAT(victim.status(), IsOk());
+  absl::StatusOr<std::string> other = RunPod(PodConfig("other"));
+  ASSERT_THAT(other.status(), IsOk());
+  ASSERT_THAT(berthd_->Stop(SIGKILL).status(), IsOk());
+  const std::string db = berthd_->root_dir() + "/berth.db";
+  const std::string garbage = "\xff\xff\xff\xff not a record";
+  const std::string saved =
+      Sql(db, "SELECT record FROM sandboxes WHERE id = '" + *victim + "'", nullptr);
+  ASSERT_FALSE(saved.empty());
+  Sql(db, "UPDATE sandboxes SET record = ?1 WHERE id = '" + *victim + "'", &garbage);
+  const std::string config = "{\"rootfs\": 7}";
+  Sql(db, "UPDATE images SET config = ?1", &config);
+
+  StartBerthd();  // serves
+  absl::StatusOr<std::vector<v1::PodSandbox>> pods = ListPods();
+  ASSERT_THAT(pods.status(), IsOk());
+  ASSERT_EQ(pods->size(), 1u);
+  EXPECT_EQ((*pods)[0].id(), *other);
+  v1::StatusRequest req;
+  v1::StatusResponse status;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(runtime_->Status(&ctx, req, &status).ok());
+  bool said = false;
+  for (const v1::RuntimeCondition& c : status.status().conditions()) {
+    if (c.type() != "BerthStateReadable") continue;
+    said = true;
+    EXPECT_FALSE(c.status());
+    EXPECT_THAT(c.message(), ::testing::HasSubstr("sandbox `" + *victim + "`: unreadable record"));
+    EXPECT_THAT(c.message(), ::testing::HasSubstr("image sha256:"));
+  }
+  EXPECT_TRUE(said);
+  // The demo image, dropped, came back from --import.
+  absl::StatusOr<std::string> pod = RunPod(PodConfig("after"));
+  ASSERT_THAT(pod.status(), IsOk());
+  EXPECT_THAT(CreateContainer(*pod, ContainerConfig("c", {"true"}), PodConfig("after")).status(),
+              IsOk());
+
+  // The row put back, the victim is managed again (and cleaned up).
+  ASSERT_THAT(berthd_->Stop(SIGKILL).status(), IsOk());
+  Sql(db, "UPDATE sandboxes SET record = ?1 WHERE id = '" + *victim + "'", &saved);
+  StartBerthd();
+  pods = ListPods();
+  ASSERT_THAT(pods.status(), IsOk());
+  EXPECT_EQ(pods->size(), 3u);
 }
 
 }  // namespace

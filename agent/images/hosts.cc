@@ -1,5 +1,6 @@
 #include "agent/images/hosts.h"
 
+#include <arpa/inet.h>
 #include <sys/stat.h>
 
 #include <sstream>
@@ -49,7 +50,11 @@ bool IsLoopbackHost(absl::string_view host) {
   } else if (h.find(':') != absl::string_view::npos && h.find(':') == h.rfind(':')) {
     h = h.substr(0, h.find(':'));  // host:port
   }
-  return h == "localhost" || h == "::1" || absl::StartsWith(h, "127.");
+  if (h == "localhost" || h == "::1") return true;
+  // An IPv4 literal in 127.0.0.0/8, never a name that merely starts so
+  // (`127.example.com` is anyone's host, and would get plain HTTP).
+  struct in_addr a;
+  return inet_pton(AF_INET, std::string(h).c_str(), &a) == 1 && (ntohl(a.s_addr) >> 24) == 127;
 }
 
 absl::StatusOr<std::vector<RegistryEndpoint>> ParseHostsToml(const std::string& host,

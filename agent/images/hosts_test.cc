@@ -100,6 +100,11 @@ TEST(HostsTest, Loopback) {
   EXPECT_TRUE(IsLoopbackHost("[::1]:5000"));
   EXPECT_FALSE(IsLoopbackHost("10.0.0.1:5000"));
   EXPECT_FALSE(IsLoopbackHost("registry.example.com"));
+  // A DNS name that starts like a loopback address is anyone's host: it
+  // must not be pulled from over plain HTTP (review-2026-12 #11).
+  EXPECT_FALSE(IsLoopbackHost("127.example.com"));
+  EXPECT_FALSE(IsLoopbackHost("127.0.0.1.nip.io:5000"));
+  EXPECT_FALSE(IsLoopbackHost("127.0.0.1.evil"));
 }
 
 }  // namespace

@@ -49,6 +49,9 @@ ABSL_FLAG(std::string, streaming_address, "127.0.0.1:0",
 ABSL_FLAG(int, shutdown_grace, 10, "seconds in-flight calls get to finish on SIGTERM");
 ABSL_FLAG(std::string, registry_config_dir, "/etc/berth/registries.d",
           "per-registry <host>/hosts.toml: mirrors, CAs, insecure (see README)");
+ABSL_FLAG(uint64_t, max_layer_size, uint64_t{64} << 30,
+          "bytes one image layer may unpack to (against decompression bombs); 0: no limit");
+ABSL_FLAG(uint64_t, max_layer_entries, 2000000, "files one image layer may hold; 0: no limit");
 ABSL_FLAG(std::vector<std::string>, import, {},
           "OCI image layout directories to import at start, comma-separated");
 ABSL_FLAG(std::string, cni_conf_dir, "/etc/cni/net.d",
@@ -93,6 +96,8 @@ int Run() {
   o.streaming_address = absl::GetFlag(FLAGS_streaming_address);
   o.shutdown_grace_seconds = absl::GetFlag(FLAGS_shutdown_grace);
   o.registry_config_dir = absl::GetFlag(FLAGS_registry_config_dir);
+  o.max_layer_bytes = absl::GetFlag(FLAGS_max_layer_size);
+  o.max_layer_entries = absl::GetFlag(FLAGS_max_layer_entries);
   o.import_dirs = absl::GetFlag(FLAGS_import);
   o.cni_conf_dir = absl::GetFlag(FLAGS_cni_conf_dir);
   o.cni_bin_dirs = absl::StrSplit(absl::GetFlag(FLAGS_cni_bin_dir), ':', absl::SkipEmpty());

@@ -32,6 +32,9 @@ struct AgentOptions {
   int shutdown_grace_seconds = 10;
   // Per-registry mirrors, CAs and insecure flags (agent/images/hosts.h).
   std::string registry_config_dir = "/etc/berth/registries.d";
+  // One layer's unpacked size and entry count at most (0: no limit).
+  uint64_t max_layer_bytes = uint64_t{64} << 30;
+  uint64_t max_layer_entries = 2000000;
   // OCI image layouts imported at start (air-gapped nodes, the demo image).
   std::vector<std::string> import_dirs;
   // CNI (agent/network): the first config in conf_dir; plugins from bin_dirs.

@@ -39,6 +39,8 @@ absl::StatusOr<std::unique_ptr<CriService>> CriService::Create(AgentOptions opti
   images::ImageManagerOptions io;
   io.root = o.root_dir + "/images";
   io.hosts_dir = o.registry_config_dir;
+  io.max_layer_bytes = o.max_layer_bytes;
+  io.max_layer_entries = o.max_layer_entries;
   BERTH_ASSIGN_OR_RETURN(cri->images_, images::ImageManager::Open(io, cri->db_.get()));
   CriService* self = cri.get();
   cri->images_->SetInUse([self](const std::string& id) { return self->registry_.ImageInUse(id); });

@@ -471,7 +471,7 @@ absl::Status ImageManager::FetchAndUnpack(
   const std::string what = absl::StrCat("layer ", blob.digest.string());
   if (tmp.empty()) return fetch(nullptr, nullptr);  // unpacked already
   auto from_store = [&] {
-    return Annotate(UnpackLayer(store_.Path(blob.digest), tmp).status(), what);
+    return Annotate(UnpackLayer(store_.Path(blob.digest), tmp, Limits()).status(), what);
   };
   if (store_.Has(blob.digest)) return from_store();
   // Unpack while it downloads: the bytes go to the store (verified at commit)
@@ -483,7 +483,7 @@ absl::Status ImageManager::FetchAndUnpack(
   // A bigger pipe: fewer wake-ups between the downloader and the unpacker.
   fcntl(write_end.get(), F_SETPIPE_SZ, 1 << 20);
   std::future<absl::Status> unpacked = std::async(std::launch::async, [&, fd = read_end.get()] {
-    absl::StatusOr<UnpackStats> u = UnpackLayer(absl::StrCat("/proc/self/fd/", fd), tmp);
+    absl::StatusOr<UnpackStats> u = UnpackLayer(absl::StrCat("/proc/self/fd/", fd), tmp, Limits());
     // Whatever the unpacker left unread (tar padding, or everything after an
     // error) is drained, so the download never blocks on a full pipe.
     char sink[65536];

@@ -41,6 +41,7 @@
 #include "agent/images/manifest_config.h"
 #include "agent/images/reference.h"
 #include "agent/images/registry.h"
+#include "agent/images/unpack.h"
 #include "agent/store/db.h"
 #include "os/unique_fd.h"
 
@@ -69,6 +70,10 @@ struct ImageManagerOptions {
   // false: no syncer thread and no flush on destruction, so what is pulled
   // stays unflushed, as a power cut before the flush would leave it (tests).
   bool flush_behind = true;
+  // Limits on one layer's unpacked contents against decompression bombs
+  // (RESOURCE_EXHAUSTED, the pull fails and leaves nothing); 0: none.
+  uint64_t max_layer_bytes = uint64_t{64} << 30;
+  uint64_t max_layer_entries = 2000000;
 };
 
 // The SQL for the images tables, for the agent's schema list (agent/store).
@@ -167,6 +172,10 @@ class ImageManager {
   // Whether another token names any of the keys token `seq` names.
   bool SharesUnsynced(int64_t seq) const;
   std::string LayerDir(const std::string& chain_id) const;
+  UnpackOptions Limits() const {
+    return UnpackOptions{.max_bytes = options_.max_layer_bytes,
+                         .max_entries = options_.max_layer_entries};
+  }
   // Waits while another thread works on `key`, then marks it ours; Done releases.
   // CANCELLED, claiming nothing, once `cancelled` says so. Keys are
   // "blob <digest>" or "layer <chain id>": an uncompressed base layer's blob

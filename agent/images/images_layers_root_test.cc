@@ -249,6 +249,45 @@ TEST_F(LayerFormatsTest, ABlobPastItsDeclaredSizeFailsThePullAndLeavesNothing) {
   EXPECT_TRUE(images_->List().empty());
 }
 
+// A gzip bomb: 16 KiB that unpack to 16 MiB, against a 1 MiB limit; and a
+// layer of more files than allowed. Each fails its pull naming the limit and
+// leaves no layer behind (the small compressed blob stays in the content
+// store, verified, until the next garbage collection).
+TEST_F(LayerFormatsTest, ADecompressionBombFailsThePullAndLeavesNoLayer) {
+  OpenManager("", true, /*max_layer_bytes=*/1 << 20, /*max_layer_entries=*/1000);
+  const std::string bomb =
+      LayerIn("bomb", Compression::kGzip, {File("zeros", std::string(16 << 20, '\0'))});
+  ASSERT_LT(bomb.size(), 100000u);
+  ASSERT_THAT(registry_->PushImage("library/bomb", "v1", {TestLayer{bomb, BlobCompression::kGzip}},
+                                   PushOptions{}),
+              IsOk());
+  std::vector<LayerEntry> files;
+  for (int i = 0; i < 1500; ++i) files.push_back(File("f" + std::to_string(i), "x"));
+  ASSERT_THAT(registry_->PushImage(
+                  "library/many", "v1",
+                  {TestLayer{LayerIn("many", Compression::kGzip, files), BlobCompression::kGzip}},
+                  PushOptions{}),
+              IsOk());
+  for (const char* ref : {"library/bomb:v1", "library/many:v1"}) {
+    EXPECT_THAT(images_->Pull(Ref(ref), {}, Until(absl::Now() + absl::Seconds(30))),
+                StatusIs(absl::StatusCode::kResourceExhausted))
+        << ref;
+  }
+  absl::StatusOr<std::vector<std::string>> layers = ListDir(dir_.Join("images/layers"));
+  ASSERT_THAT(layers, IsOk());
+  EXPECT_TRUE(layers->empty()) << layers->front();
+  EXPECT_TRUE(images_->List().empty());
+  // Within the limits, the same manager pulls.
+  ASSERT_THAT(
+      registry_->PushImage("library/small", "v1",
+                           {TestLayer{LayerIn("small", Compression::kGzip, {File("a", "a")}),
+                                      BlobCompression::kGzip}},
+                           PushOptions{}),
+      IsOk());
+  EXPECT_THAT(images_->Pull(Ref("library/small:v1"), {}, Until(absl::Now() + absl::Seconds(30))),
+              IsOk());
+}
+
 // The highest thread count of this process while `run` runs.
 int PeakThreads(const std::function<void()>& run) {
   std::atomic<bool> done{false};

@@ -54,13 +54,16 @@ class ImagesTest : public ::testing::Test {
   }
 
   // `boot_id` "" is this boot's; `flush_behind` false leaves pulls unflushed.
-  void OpenManager(const std::string& boot_id = "", bool flush_behind = true) {
+  void OpenManager(const std::string& boot_id = "", bool flush_behind = true,
+                   uint64_t max_layer_bytes = 0, uint64_t max_layer_entries = 0) {
     images_.reset();
     absl::StatusOr<std::unique_ptr<ImageManager>> m =
         ImageManager::Open(ImageManagerOptions{.root = dir_.Join("images"),
                                                .hosts_dir = dir_.Join("hosts"),
                                                .boot_id = boot_id,
-                                               .flush_behind = flush_behind},
+                                               .flush_behind = flush_behind,
+                                               .max_layer_bytes = max_layer_bytes,
+                                               .max_layer_entries = max_layer_entries},
                            db_.get());
     ASSERT_THAT(m, ::berth::testing::IsOk());
     images_ = *std::move(m);

@@ -21,9 +21,9 @@ namespace berth {
 struct MountInfo {
   int id = 0;
   int parent_id = 0;
-  std::string root;           // (4) path of the mount's root within its file system
-  std::string mount_point;    // (5)
-  std::string options;        // (6) per-mount options
+  std::string root;         // (4) path of the mount's root within its file system
+  std::string mount_point;  // (5)
+  std::string options;      // (6) per-mount options
   // (7) "shared:N", "master:N", "propagate_from:N", "unbindable"; none: private.
   std::vector<std::string> optional_fields;
   std::string fs_type;        // (9)

@@ -46,8 +46,8 @@ struct ProcessPlan {
   int last_cap = 40;
   bool no_new_privs = false;
   std::string apparmor_exec;  // "exec <profile>", or empty
-  bool terminal = false;  // stdin becomes the controlling terminal
-  std::string seccomp;    // struct sock_filter[]
+  bool terminal = false;      // stdin becomes the controlling terminal
+  std::string seccomp;        // struct sock_filter[]
   struct sock_fprog seccomp_prog = {};
 };
 

@@ -51,9 +51,6 @@ absl::Status LoadDefaultAppArmorProfile() {
   return absl::OkStatus();
 }
 
-}  // namespace
-namespace {
-
 namespace v1 = runtime::v1;
 namespace st = ::berth::state::v1;
 

@@ -5,11 +5,10 @@
 // rest discarded; a non-zero exit is not a gRPC error; on timeout the answer is
 // DEADLINE_EXCEEDED and nothing the command started is left running (the shim
 // kills the process group).
-#include <algorithm>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/cri/cri_service.h"
+#include "agent/cri/records.h"
 #include "os/status.h"
 #include "shim/client.h"
 
@@ -32,8 +31,7 @@ absl::StatusOr<v1::ExecSyncResponse> CriService::ExecSync(const v1::ExecSyncRequ
   BERTH_ASSIGN_OR_RETURN(
       *e->mutable_process(),
       ExecProcess(r, std::vector<std::string>(request.cmd().begin(), request.cmd().end())));
-  // Clamped (ten years) so the milliseconds cannot overflow.
-  const int64_t timeout_s = std::min<int64_t>(request.timeout(), int64_t{315360000});
+  const int64_t timeout_s = ClampTimeoutSeconds(request.timeout());
   e->set_timeout_ms(timeout_s * 1000);
   e->set_max_output_bytes(kMaxExecOutput);
   // The shim kills the command at its timeout and answers; berthd gives it

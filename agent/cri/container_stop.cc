@@ -7,8 +7,6 @@
 // (resolved at create: agent/runtime/container_spec.h); timeout 0 kills at once.
 #include <signal.h>
 
-#include <algorithm>
-
 #include "absl/strings/str_cat.h"
 #include "agent/cri/cri_service.h"
 #include "agent/cri/records.h"
@@ -82,9 +80,8 @@ absl::StatusOr<v1::StopContainerResponse> CriService::StopContainer(
   // escalates to SIGKILL at once instead of queueing behind this one, as
   // containerd lets it. Signals and waits need no lock; the exit is recorded
   // by the monitor.
-  BERTH_RETURN_IF_ERROR(
-      KillContainer(*container, r.stop_signal() > 0 ? r.stop_signal() : SIGTERM,
-                    absl::Seconds(std::min<int64_t>(request.timeout(), int64_t{315360000}))));
+  BERTH_RETURN_IF_ERROR(KillContainer(*container, r.stop_signal() > 0 ? r.stop_signal() : SIGTERM,
+                                      absl::Seconds(ClampTimeoutSeconds(request.timeout()))));
   return v1::StopContainerResponse();
 }
 

@@ -20,6 +20,12 @@ runtime::v1::ContainerState CriState(const lifecycle::state::Container& record);
 bool MatchesLabels(const google::protobuf::Map<std::string, std::string>& labels,
                    const google::protobuf::Map<std::string, std::string>& selector);
 
+// A CRI timeout in seconds (StopContainer, ExecSync), clamped to ten years so
+// that it converts to milliseconds or an absl::Duration without overflow.
+inline int64_t ClampTimeoutSeconds(int64_t seconds) {
+  return seconds < int64_t{315360000} ? seconds : int64_t{315360000};
+}
+
 // The time now in nanoseconds since the epoch (CRI timestamps).
 int64_t NowNs();
 

@@ -100,23 +100,16 @@ absl::Status CriService::Recover() {
     }
     if (r.phase() != st::CREATED && r.phase() != st::RUNNING) continue;
     const absl::StatusOr<shim::v1::Response>& st = *states[i];
-    if (!st.ok() && st.status().code() == absl::StatusCode::kDeadlineExceeded) {
-      // Alive but not answering: kept as it was and watched; its exit is
-      // recorded when the shim gets to it.
+    // Alive but not answering: kept as it was and watched like a live one;
+    // its exit is recorded when the shim gets to it.
+    const bool unresponsive = !st.ok() && st.status().code() == absl::StatusCode::kDeadlineExceeded;
+    if (unresponsive) {
       BERTH_LOG(WARNING) << "container " << r.id() << ": shim unresponsive at start-up ("
                          << st.status() << "); kept " << st::Phase_Name(r.phase())
                          << " and watched";
-      absl::Status watched = WatchExit(c);
-      if (watched.ok()) {
-        ++adopted;
-        continue;
-      }
-      OnExit(*c, watched);
-      ++exited;
-      continue;
     }
-    if (st.ok() && st->state().state() != shim::v1::STOPPED) {
-      if (st->state().state() == shim::v1::RUNNING && r.phase() == st::CREATED) {
+    if (unresponsive || (st.ok() && st->state().state() != shim::v1::STOPPED)) {
+      if (st.ok() && st->state().state() == shim::v1::RUNNING && r.phase() == st::CREATED) {
         // Started, but berthd died before it saved so.
         (void)Update(*c, [&](st::Container& rec) {
           rec.set_phase(st::RUNNING);

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "agent/cri/cri_service.h"
+#include "os/cgroup/cgroup.h"
 #include "os/files.h"
 
 namespace berth {
@@ -66,8 +67,18 @@ std::string ShimPath(const AgentOptions& options) {
 absl::StatusOr<runtime::v1::StatusResponse> CriService::Status(
     const runtime::v1::StatusRequest& request) {
   runtime::v1::StatusResponse response;
-  SetCondition(response.mutable_status()->add_conditions(), kRuntimeReady,
-               RuntimeProblems(options_), "RuntimeNotReady");
+  std::vector<std::string> runtime_problems = RuntimeProblems(options_);
+  // A node whose cgroups cannot hold a container (a controller missing or not
+  // delegated, a read-only cgroupfs) is not ready, whatever else works.
+  if (absl::StatusOr<const CgroupLayout*> layout = Cgroups(); !layout.ok()) {
+    runtime_problems.push_back(std::string(layout.status().message()));
+  } else {
+    for (std::string& p : CgroupProblems(**layout, options_.cgroup_root)) {
+      runtime_problems.push_back(std::move(p));
+    }
+  }
+  SetCondition(response.mutable_status()->add_conditions(), kRuntimeReady, runtime_problems,
+               "RuntimeNotReady");
   // Without a CNI config (or a plugin it names) a pod gets loopback only, so
   // kubelet must not place pods that need a network here.
   std::vector<std::string> network_problems;

@@ -17,6 +17,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/clock.h"
+#include "os/cgroup/device_filter.h"
 #include "os/files.h"
 #include "os/status.h"
 #include "os/unique_fd.h"
@@ -92,6 +93,41 @@ absl::StatusOr<std::vector<pid_t>> ReadPids(const std::string& dir) {
 
 }  // namespace
 
+std::vector<std::string> CgroupProblems(const CgroupLayout& layout, absl::string_view root) {
+  static constexpr const char* kNeeded[] = {"cpu", "memory", "pids"};
+  std::vector<std::string> problems;
+  if (absl::Status s = CheckCgroupPath(root); !s.ok()) return {std::string(s.message())};
+  for (const char* c : kNeeded) {
+    if (layout.Find(c) == nullptr) {
+      problems.push_back(absl::StrCat("no cgroup hierarchy has the ", c, " controller"));
+    }
+  }
+  for (const CgroupHierarchy& h : layout.hierarchies()) {
+    std::string dir = h.mount_point + std::string(root);
+    while (dir.size() > h.mount_point.size() && !Exists(dir)) dir.resize(dir.rfind('/'));
+    if (::access(dir.c_str(), W_OK) != 0) {
+      problems.push_back(absl::StrCat("cgroup directory `", dir, "` is not writable: ",
+                                      ErrnoStatus(errno, "access").message()));
+      continue;
+    }
+    if (!h.v2) continue;
+    absl::StatusOr<std::string> enabled = ReadFile(dir + "/cgroup.subtree_control");
+    if (!enabled.ok()) {
+      problems.push_back(std::string(enabled.status().message()));
+      continue;
+    }
+    std::vector<absl::string_view> on = absl::StrSplit(*enabled, absl::ByAnyChar(" \n"));
+    for (const char* c : kNeeded) {
+      if (layout.Find(c) != &h || std::find(on.begin(), on.end(), c) != on.end()) continue;
+      problems.push_back(absl::StrCat("cgroup `", dir, "` does not delegate the ", c,
+                                      " controller to its children (cgroup.subtree_control "
+                                      "lacks it; enable it there, or give a --cgroup-root "
+                                      "below a cgroup that has it)"));
+    }
+  }
+  return problems;
+}
+
 absl::Status CheckCgroupPath(absl::string_view path) {
   if (path.empty() || path[0] != '/') {
     return absl::InvalidArgumentError(
@@ -139,7 +175,8 @@ absl::StatusOr<Cgroup> Cgroup::Open(const CgroupLayout& layout, std::string path
   return Cgroup(layout, std::move(path));
 }
 
-absl::StatusOr<Cgroup> Cgroup::Create(const CgroupLayout& layout, std::string path) {
+absl::StatusOr<Cgroup> Cgroup::Create(const CgroupLayout& layout, std::string path,
+                                      bool for_children) {
   BERTH_RETURN_IF_ERROR(CheckCgroupPath(path));
   const std::string relative = path.substr(1);
   const std::vector<absl::string_view> parts = absl::StrSplit(relative, '/');
@@ -160,7 +197,9 @@ absl::StatusOr<Cgroup> Cgroup::Create(const CgroupLayout& layout, std::string pa
       made.push_back(dir);
       if (cpuset) BERTH_RETURN_IF_ERROR(Annotate(InheritCpuset(h.mount_point, dir), "cpuset"));
       bool leaf = i + 1 == parts.size();
-      if (h.v2 && !leaf) BERTH_RETURN_IF_ERROR(EnableSubtreeControllers(parent, dir));
+      if (h.v2 && (!leaf || for_children)) {
+        BERTH_RETURN_IF_ERROR(EnableSubtreeControllers(parent, dir));
+      }
     }
   }
   std::move(rollback).Cancel();
@@ -176,11 +215,27 @@ absl::Status Cgroup::Apply(const CgroupResources& r) {
   if (r.memory_swap && r.swap_max) {
     return absl::InvalidArgumentError("memory_swap and swap_max both set: give one swap limit");
   }
-  // Refuse what no hierarchy here can do before writing anything.
+  // Refuse what no hierarchy here can do before writing anything. Without a
+  // v1 devices controller, device rules become cgroup2's eBPF device filter.
+  const CgroupHierarchy* device_filter = nullptr;
   if (r.devices && layout_->Find("devices") == nullptr) {
-    return absl::UnimplementedError(
-        "device access rules need the v1 devices controller; on cgroup v2 they need an eBPF "
-        "device filter (BPF_CGROUP_DEVICE), which berth does not build yet");
+    for (const CgroupHierarchy& h : layout_->hierarchies()) {
+      if (h.v2) device_filter = &h;
+    }
+    if (device_filter == nullptr) {
+      return absl::UnimplementedError(
+          "device access rules need the v1 devices controller or cgroup2, and this host has "
+          "neither");
+    }
+    BERTH_RETURN_IF_ERROR(DeviceFilterProgram(*r.devices).status());
+  }
+  for (const auto& [key, value] : r.unified) {
+    const std::string controller = key.substr(0, key.find('.'));
+    const CgroupHierarchy* h = layout_->Find(controller);
+    if (key.find('/') != std::string::npos || controller == key || h == nullptr || !h->v2) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "unified[", key, "]: no cgroup v2 hierarchy here has the `", controller, "` controller"));
+    }
   }
   if (!r.hugetlb_limits.empty() && layout_->Find("hugetlb") == nullptr) {
     return absl::FailedPreconditionError(
@@ -191,6 +246,11 @@ absl::Status Cgroup::Apply(const CgroupResources& r) {
     std::string dir = h.mount_point + path_;
     absl::Status s = h.v2 ? ApplyV2(h, dir, r) : ApplyV1(h, dir, r);
     BERTH_RETURN_IF_ERROR(Annotate(s, absl::StrCat("cgroup ", path_)));
+  }
+  if (device_filter != nullptr) {
+    BERTH_RETURN_IF_ERROR(
+        Annotate(ApplyDeviceFilter(device_filter->mount_point + path_, *r.devices),
+                 absl::StrCat("cgroup ", path_, ": devices")));
   }
   return absl::OkStatus();
 }

@@ -62,12 +62,20 @@ struct CgroupResources {
   std::map<std::string, uint64_t> hugetlb_limits;  // page size ("2MB", "1GB") -> bytes
   // When set, all device access is denied first, then these rules apply in order.
   std::optional<std::vector<DeviceRule>> devices;
+  // Raw cgroup v2 files ("memory.high" -> "1073741824"), written after the
+  // settings above. Refused, naming the key, when the controller is not on
+  // cgroup v2 here or the kernel has no such file.
+  std::map<std::string, std::string> unified;
 };
 
 class Cgroup {
  public:
   // Makes the cgroup (and missing parents) in every hierarchy of `layout`.
-  static absl::StatusOr<Cgroup> Create(const CgroupLayout& layout, std::string path);
+  // `for_children`: the cgroup will hold child cgroups, never processes (a
+  // pod's cgroup), so on v2 the levels made here, itself included, hand their
+  // controllers down through cgroup.subtree_control.
+  static absl::StatusOr<Cgroup> Create(const CgroupLayout& layout, std::string path,
+                                       bool for_children = false);
   // An existing cgroup, e.g. after an agent restart. Nothing is written.
   static absl::StatusOr<Cgroup> Open(const CgroupLayout& layout, std::string path);
 
@@ -94,6 +102,14 @@ class Cgroup {
   const CgroupLayout* layout_;
   std::string path_;
 };
+
+// What keeps `layout` from hosting containers under `root` (a cgroup path),
+// each as a sentence; empty when nothing does. Checked: the controllers every
+// container uses (cpu, memory, pids) exist; in each hierarchy the deepest
+// existing level of `root` is writable, and on v2 its cgroup.subtree_control
+// hands those controllers down (Berth enables them in levels it makes, never
+// in one it did not).
+std::vector<std::string> CgroupProblems(const CgroupLayout& layout, absl::string_view root);
 
 // Validates a cgroup path: absolute, no "..", no empty components.
 absl::Status CheckCgroupPath(absl::string_view path);

@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 #include <random>
+#include <tuple>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -18,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "os/cgroup/cgroup.h"
+#include "os/cgroup/device_filter.h"
 #include "os/files.h"
 #include "tests/support/status_matchers.h"
 
@@ -242,6 +244,72 @@ TEST_F(CgroupRootTest, HybridHugetlbNotDelegatedIsNamed) {
     // cgroup it did not create: the error says what is missing.
     EXPECT_THAT(s, StatusIs(absl::StatusCode::kFailedPrecondition,
                             HasSubstr("subtree_control lacks `hugetlb`")));
+  }
+  EXPECT_THAT(cg->Destroy(), IsOk());
+}
+
+// What a pure v2 host does with device rules, here on this host's cgroup2
+// mount (the v1 devices controller leaves these children alone: they stay in
+// its root): the kernel runs Berth's eBPF program on every open and mknod.
+TEST_F(CgroupRootTest, OnCgroup2DeviceRulesBecomeAnEbpfFilterTheKernelEnforces) {
+  const CgroupHierarchy* v2 = nullptr;
+  for (const CgroupHierarchy& h : layout_.hierarchies()) {
+    if (h.v2) v2 = &h;
+  }
+  if (v2 == nullptr) GTEST_SKIP() << "no cgroup2 mount here";
+  // The layout of a host whose only hierarchy is this cgroup2 mount.
+  auto only_v2 = CgroupLayout::FromHierarchies({*v2});
+  ASSERT_THAT(only_v2, IsOk());
+  auto cg = Cgroup::Create(*only_v2, parent_ + "/c");
+  ASSERT_THAT(cg, IsOk());
+  const std::string dir = v2->mount_point + parent_ + "/c";
+  // /dev/null (c 1:3) is allowed; /dev/kmsg (c 1:11) is not, until a rule says so.
+  CgroupResources r;
+  r.devices = std::vector<DeviceRule>{{true, 'c', 1, 3, "rwm"}};
+  ASSERT_THAT(cg->Apply(r), IsOk());
+  auto first = AttachedDevicePrograms(dir);
+  ASSERT_THAT(first, IsOk());
+  ASSERT_EQ(first->size(), 1u);
+
+  // Bit 0: /dev/null opened rw; bit 1: /dev/kmsg opened read-only; bit 2:
+  // /dev/kmsg opened write-only.
+  auto opens = [] {
+    int result = 0;
+    for (auto [bit, path, flags] :
+         {std::tuple{1, "/dev/null", O_RDWR}, std::tuple{2, "/dev/kmsg", O_RDONLY | O_NONBLOCK},
+          std::tuple{4, "/dev/kmsg", O_WRONLY}}) {
+      int fd = ::open(path, flags | O_CLOEXEC);
+      if (fd >= 0) {
+        result |= bit;
+        ::close(fd);
+      } else if (errno != EPERM) {
+        return 100 + errno;
+      }
+    }
+    return result;
+  };
+  {
+    Child child(+opens);
+    ASSERT_THAT(WriteCgroupFile(dir, "cgroup.procs", std::to_string(child.pid())), IsOk());
+    child.Go();
+    int status = child.Wait();
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 1) << "only /dev/null may open";
+  }
+  // Replaced, not added to: one program, which now lets /dev/kmsg be read.
+  r.devices->push_back({true, 'c', 1, 11, "r"});
+  ASSERT_THAT(cg->Apply(r), IsOk());
+  auto second = AttachedDevicePrograms(dir);
+  ASSERT_THAT(second, IsOk());
+  ASSERT_EQ(second->size(), 1u);
+  EXPECT_NE((*second)[0], (*first)[0]);
+  {
+    Child child(+opens);
+    ASSERT_THAT(WriteCgroupFile(dir, "cgroup.procs", std::to_string(child.pid())), IsOk());
+    child.Go();
+    int status = child.Wait();
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 3) << "/dev/null, and /dev/kmsg for reading only";
   }
   EXPECT_THAT(cg->Destroy(), IsOk());
 }

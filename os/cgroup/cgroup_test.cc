@@ -170,6 +170,45 @@ TEST(CgroupV2Test, CreateDelegatesControllersToLevelsItMakes) {
               StatusIs(absl::StatusCode::kNotFound));
 }
 
+// What broke on a real v2 guest: RunPodSandbox made the pod cgroup as a leaf,
+// the container's Create found it existing and left it alone, and the
+// container's cgroup had no cpu.max.
+TEST(CgroupV2Test, APodCgroupMadeForChildrenHandsItsControllersToItsContainers) {
+  FakeV2 fake;
+  ASSERT_THAT(Cgroup::Create(fake.layout(), "/berth/pod", /*for_children=*/true), IsOk());
+  EXPECT_EQ(Read(fake.Dir("/berth/pod/cgroup.subtree_control")),
+            "+cpuset +cpu +io +memory +hugetlb +pids");
+  ASSERT_THAT(Cgroup::Create(fake.layout(), "/berth/pod/c1"), IsOk());
+  EXPECT_THAT(ReadFile(fake.Dir("/berth/pod/c1/cgroup.subtree_control")),
+              StatusIs(absl::StatusCode::kNotFound));
+}
+
+TEST(CgroupV2Test, ARootThatDoesNotDelegateWhatContainersNeedIsAProblem) {
+  FakeV2 fake;
+  EXPECT_THAT(CgroupProblems(fake.layout(), "/berth"), ::testing::IsEmpty());
+  // As on a host whose manager enabled only some controllers for its children.
+  WriteFileOrDie(fake.Dir("/cgroup.subtree_control"), "cpuset io memory\n");
+  std::vector<std::string> problems = CgroupProblems(fake.layout(), "/berth/pods");
+  ASSERT_EQ(problems.size(), 2u);
+  EXPECT_THAT(problems[0], HasSubstr("does not delegate the cpu controller"));
+  EXPECT_THAT(problems[1], HasSubstr("does not delegate the pids controller"));
+  // A level that exists is what hands controllers down to the levels below.
+  ASSERT_THAT(MakeDirs(fake.Dir("/berth"), 0755), IsOk());
+  WriteFileOrDie(fake.Dir("/berth/cgroup.subtree_control"), "cpu memory pids\n");
+  EXPECT_THAT(CgroupProblems(fake.layout(), "/berth/pods"), ::testing::IsEmpty());
+}
+
+TEST(CgroupV1Test, AMissingControllerIsAProblem) {
+  TempDir root;
+  ASSERT_THAT(MakeDirs(root.Join("memory"), 0755), IsOk());
+  auto layout = CgroupLayout::FromMountInfo("35 31 0:32 / /memory rw - cgroup cgroup rw,memory\n",
+                                            root.path());
+  ASSERT_THAT(layout, IsOk());
+  EXPECT_THAT(
+      CgroupProblems(*layout, "/berth"),
+      ::testing::ElementsAre(HasSubstr("the cpu controller"), HasSubstr("the pids controller")));
+}
+
 TEST(CgroupV1Test, FailedCreateRemovesWhatItMade) {
   TempDir root;
   ASSERT_THAT(MakeDirs(root.Join("memory"), 0755), IsOk());
@@ -257,13 +296,17 @@ TEST(CgroupV1Test, SwapAloneBecomesMemoryPlusSwap) {
                                          HasSubstr("needs a memory limit on cgroup v1")));
 }
 
-TEST(CgroupV2Test, DevicesAreRefusedClearlyAndUndelegatedControllersNamed) {
+TEST(CgroupV2Test, BadDeviceRulesAndUndelegatedControllersAreNamed) {
   FakeV2 fake;
   ASSERT_THAT(MakeDirs(fake.Dir("/c"), 0755), IsOk());
   auto cg = Cgroup::Open(fake.layout(), "/c");
   CgroupResources devices;
-  devices.devices = std::vector<DeviceRule>{};
-  EXPECT_THAT(cg->Apply(devices), StatusIs(absl::StatusCode::kUnimplemented, HasSubstr("eBPF")));
+  devices.devices = std::vector<DeviceRule>{{true, 'x', 1, 3, "rwm"}};
+  EXPECT_THAT(cg->Apply(devices),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("type `x` is not a, b or c")));
+  devices.devices = std::vector<DeviceRule>{{true, 'c', 1, 3, "rwx"}};
+  EXPECT_THAT(cg->Apply(devices),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("access `rwx`")));
   CgroupResources mem;
   mem.memory_limit = 1 << 20;  // no memory.max: memory not delegated to /c
   EXPECT_THAT(cg->Apply(mem), StatusIs(absl::StatusCode::kFailedPrecondition,
@@ -272,6 +315,26 @@ TEST(CgroupV2Test, DevicesAreRefusedClearlyAndUndelegatedControllersNamed) {
   swap.memory_swap = 1 << 20;
   WriteFileOrDie(fake.Dir("/c/memory.swap.max"), "");
   EXPECT_THAT(cg->Apply(swap), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST(CgroupV2Test, UnifiedFilesAreWrittenWhereTheKernelHasThem) {
+  FakeV2 fake;
+  ASSERT_THAT(MakeDirs(fake.Dir("/c"), 0755), IsOk());
+  WriteFileOrDie(fake.Dir("/c/memory.high"), "max");
+  auto cg = Cgroup::Open(fake.layout(), "/c");
+  CgroupResources r;
+  r.unified["memory.high"] = "1073741824";
+  ASSERT_THAT(cg->Apply(r), IsOk());
+  EXPECT_EQ(Read(fake.Dir("/c/memory.high")), "1073741824");
+  r.unified["memory.nosuch"] = "1";
+  EXPECT_THAT(cg->Apply(r), StatusIs(absl::StatusCode::kFailedPrecondition,
+                                     HasSubstr("unified[memory.nosuch]: this kernel has no")));
+  CgroupResources v1only;
+  v1only.unified["blkio.weight"] = "100";
+  EXPECT_THAT(cg->Apply(v1only),
+              StatusIs(absl::StatusCode::kFailedPrecondition,
+                       HasSubstr("unified[blkio.weight]: no cgroup v2 hierarchy here has the "
+                                 "`blkio` controller")));
 }
 
 TEST(CgroupV2Test, FreezeWaitsForTheKernelsWord) {

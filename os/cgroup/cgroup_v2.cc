@@ -108,6 +108,17 @@ absl::Status ApplyV2(const CgroupHierarchy& h, const std::string& dir, const Cgr
       BERTH_RETURN_IF_ERROR(WriteCgroupFile(dir, file, std::to_string(bytes)));
     }
   }
+  // Cgroup::Apply checked that each key's controller lives in a v2 hierarchy.
+  for (const auto& [key, value] : r.unified) {
+    if (!HasController(h, key.substr(0, key.find('.')))) continue;
+    if (!CgroupFileExists(dir, key)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "unified[", key, "]: this kernel has no such file in ", dir,
+          " (the controller is not enabled for this cgroup, or the kernel predates the file)"));
+    }
+    BERTH_RETURN_IF_ERROR(
+        Annotate(WriteCgroupFile(dir, key, value), absl::StrCat("unified[", key, "]")));
+  }
   return absl::OkStatus();
 }
 

@@ -180,8 +180,8 @@ absl::StatusOr<v1::RunPodSandboxResponse> CriService::RunPodSandbox(
     bool owned = !existing.ok();
     BERTH_RETURN_IF_ERROR(Update(*sandbox, [&](st::Sandbox& r) { r.set_cgroup_owned(owned); }));
   }
-  BERTH_RETURN_IF_ERROR(
-      Annotate(Cgroup::Create(*layout, record.cgroup_path()).status(), "pod cgroup"));
+  BERTH_RETURN_IF_ERROR(Annotate(
+      Cgroup::Create(*layout, record.cgroup_path(), /*for_children=*/true).status(), "pod cgroup"));
 
   // The hostname is the pod's own only with its own network (and so UTS).
   // An empty one is the node's, as containerd does (sandbox_run.go): never

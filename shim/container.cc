@@ -66,6 +66,7 @@ CgroupResources ToCgroupResources(const v1::Resources& r) {
   if (r.has_blkio_weight()) c.blkio_weight = static_cast<uint16_t>(r.blkio_weight());
   for (const v1::HugepageLimit& h : r.hugepage_limits())
     c.hugetlb_limits[h.page_size()] = h.limit();
+  c.unified.insert(r.unified().begin(), r.unified().end());
   if (r.devices_set()) {
     c.devices.emplace();
     for (const v1::DeviceRule& d : r.devices()) {

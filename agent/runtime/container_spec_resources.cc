@@ -8,9 +8,9 @@
 //   translation does not look at the host's cgroups and the shim refuses a
 //   swap limit on kernels without swap accounting (os/cgroup).
 // - `unified` (raw cgroup v2 files) is copied by containerd for runc to write.
-//   Our shim takes typed fields, so keys that map onto one are translated and
-//   the rest refused, naming the key: never dropped. They apply after the
-//   typed fields, as runc writes unified last.
+//   Keys that map onto a typed field are translated (so that they work on v1
+//   hosts too); the rest go to the shim as they are, which writes them last,
+//   as runc does, and refuses a key the kernel has no file for, naming it.
 #include <algorithm>
 #include <cstdint>
 #include <map>
@@ -97,8 +97,27 @@ absl::Status ApplyUnifiedKey(const std::string& key, const std::string& value,
     h->set_page_size(size);
     h->set_limit(static_cast<uint64_t>(v));
   } else {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unified[", key, "]: berth cannot apply this cgroup v2 setting yet"));
+    // Any other v2 interface file goes through as it is: the shim writes it,
+    // and refuses it (naming the key) where the kernel has no such file.
+    const size_t dot = key.find('.');
+    const bool name_ok = dot != std::string::npos && dot > 0 && dot + 1 < key.size() &&
+                         std::all_of(key.begin(), key.end(), [](char c) {
+                           return absl::ascii_islower(static_cast<unsigned char>(c)) ||
+                                  absl::ascii_isdigit(static_cast<unsigned char>(c)) || c == '_' ||
+                                  c == '.';
+                         });
+    if (!name_ok) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unified[", key, "]: not a cgroup v2 interface file name"));
+    }
+    if (absl::StartsWith(key, "cgroup.") || absl::StartsWith(key, "devices.")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unified[", key, "]: cgroup.* files and device access are the runtime's to manage"));
+    }
+    if (value.find_first_of(std::string("\n\0", 2)) != std::string::npos) {
+      return BadUnified(key, value, "a value is one line");
+    }
+    (*out.mutable_unified())[key] = value;
   }
   return absl::OkStatus();
 }

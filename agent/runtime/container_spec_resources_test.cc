@@ -173,10 +173,28 @@ TEST(ToShimResourcesTest, SwapZeroWithoutAMemoryLimit) {
   EXPECT_FALSE(out.has_memory_swap());
 }
 
+// kubelet's MemoryQoS (and anyone's unified settings) reach the shim as they
+// are; the shim refuses a key the kernel has no file for (os/cgroup).
+TEST(ToShimResourcesTest, OtherUnifiedKeysGoThroughAsTheyAre) {
+  v1::LinuxContainerResources r;
+  (*r.mutable_unified())["memory.high"] = "1073741824";
+  (*r.mutable_unified())["memory.min"] = "0";
+  (*r.mutable_unified())["io.weight"] = "default 100";
+  shim::v1::Resources out = Convert(r);
+  EXPECT_EQ(out.unified().size(), 3u);
+  EXPECT_EQ(out.unified().at("memory.high"), "1073741824");
+  EXPECT_EQ(out.unified().at("io.weight"), "default 100");
+  EXPECT_FALSE(out.has_memory_limit());
+}
+
 TEST(ToShimResourcesTest, UnifiedErrorsNameTheKey) {
   const std::pair<std::map<std::string, std::string>, std::string> cases[] = {
-      {{{"memory.high", "1000"}}, "unified[memory.high]: berth cannot apply"},
-      {{{"io.weight", "default 100"}}, "unified[io.weight]"},
+      {{{"Memory.high", "1000"}}, "unified[Memory.high]: not a cgroup v2 interface file"},
+      {{{"memory", "1000"}}, "unified[memory]: not a cgroup v2 interface file"},
+      {{{"../memory.high", "1"}}, "unified[../memory.high]: not a cgroup v2"},
+      {{{"cgroup.procs", "1"}}, "unified[cgroup.procs]: cgroup.* files"},
+      {{{"devices.allow", "a"}}, "unified[devices.allow]: cgroup.* files and device"},
+      {{{"memory.high", "1\n2"}}, "a value is one line"},
       {{{"memory.max", "lots"}}, "unified[memory.max] `lots`"},
       {{{"cpu.weight", "0"}}, "unified[cpu.weight] `0`"},
       {{{"cpu.max", "1 2 3"}}, "unified[cpu.max]"},

@@ -258,9 +258,9 @@ TEST_F(SpecTest, ResourcesAndOomScoreAdj) {
   EXPECT_THAT(Build(), StatusIs(absl::StatusCode::kInvalidArgument,
                                 HasSubstr("config.linux.resources.oom_score_adj 1001")));
   r->set_oom_score_adj(0);
-  (*r->mutable_unified())["io.max"] = "8:0 rbps=1";
+  (*r->mutable_unified())["cgroup.procs"] = "1";
   EXPECT_THAT(Build(), StatusIs(absl::StatusCode::kInvalidArgument,
-                                HasSubstr("config.linux.resources: unified[io.max]")));
+                                HasSubstr("config.linux.resources: unified[cgroup.procs]")));
 }
 
 TEST_F(SpecTest, DefaultsFromDefaultSpec) {

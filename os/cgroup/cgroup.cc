@@ -316,6 +316,25 @@ absl::Status Cgroup::Thaw() {
 }
 
 absl::Status Cgroup::Destroy() {
+  // Kill all at once, so that nothing forks between reading the pids and the
+  // kills (a fork bomb would): cgroup.kill on v2 (Linux 5.14), else, with a
+  // v1 freezer, freeze, kill every pid, thaw (a frozen task dies on thaw).
+  bool killed = false;
+  for (const CgroupHierarchy& h : layout_->hierarchies()) {
+    const std::string dir = h.mount_point + path_;
+    if (h.v2 && CgroupFileExists(dir, "cgroup.kill")) {
+      killed = WriteCgroupFile(dir, "cgroup.kill", "1").ok() || killed;
+    }
+  }
+  if (!killed && !DirFor("freezer").empty() &&
+      CgroupFileExists(DirFor("freezer"), "freezer.state")) {
+    if (Freeze().ok()) {
+      if (absl::StatusOr<std::vector<pid_t>> pids = Pids(); pids.ok()) {
+        for (pid_t pid : *pids) ::kill(pid, SIGKILL);
+      }
+    }
+    (void)Thaw();
+  }
   absl::Time deadline = absl::Now() + kSettleTimeout;
   for (;;) {
     BERTH_ASSIGN_OR_RETURN(std::vector<pid_t> pids, Pids());

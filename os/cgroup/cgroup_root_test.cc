@@ -206,6 +206,33 @@ TEST_F(CgroupRootTest, PidsLimitStopsFork) {
   EXPECT_THAT(cg->Destroy(), IsOk());
 }
 
+// A fork bomb racing the kills: Destroy freezes first (v1) or uses
+// cgroup.kill (v2), so one pass empties the cgroup.
+TEST_F(CgroupRootTest, DestroyEndsAForkBomb) {
+  auto cg = Cgroup::Create(layout_, parent_ + "/c");
+  ASSERT_THAT(cg, IsOk());
+  CgroupResources r;
+  r.pids_max = 256;
+  ASSERT_THAT(cg->Apply(r), IsOk());
+  Child child([] {
+    for (;;) {
+      if (::fork() < 0) ::usleep(100);
+    }
+    return 0;
+  });
+  ASSERT_THAT(cg->AddProcess(child.pid()), IsOk());
+  child.Go();
+  ::usleep(200000);
+  auto pids = cg->Pids();
+  ASSERT_THAT(pids, IsOk());
+  EXPECT_GT(pids->size(), 10u);
+  EXPECT_THAT(cg->Destroy(), IsOk());
+  child.Wait();
+  for (const CgroupHierarchy& h : layout_.hierarchies()) {
+    EXPECT_NE(::access((h.mount_point + parent_ + "/c").c_str(), F_OK), 0);
+  }
+}
+
 TEST_F(CgroupRootTest, MemoryLimitOomKills) {
   auto cg = Cgroup::Create(layout_, parent_ + "/c");
   ASSERT_THAT(cg, IsOk());

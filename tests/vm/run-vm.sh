@@ -47,6 +47,7 @@ kver=$(ls /lib/modules | grep -- '-amd64$' | sort -V | tail -n1 || true)
 
 mkdir -p "$workdir"
 workdir=$(cd "$workdir" && pwd)
+[[ $workdir != *,* ]] || die "$workdir: qemu's -virtfs and -drive options cannot hold a comma"
 exec 9>"$workdir/lock"
 flock -n 9 || die "$workdir is in use by another run-vm.sh"
 
@@ -56,7 +57,7 @@ if [ ! -s "$vmlinux" ]; then
   [ -n "$off" ] || die "/boot/vmlinuz-$kver: no xz payload"
   # xz fails on the bzImage's data after the stream; the ELF note check decides.
   tail -c +$((off + 1)) "/boot/vmlinuz-$kver" | xz -dc 2>/dev/null >"$vmlinux.tmp" || true
-  readelf -n "$vmlinux.tmp" | grep -q 'note type: (0x00000012)' || die "$vmlinux.tmp: no PVH entry note"
+  readelf -n "$vmlinux.tmp" | grep 'note type: (0x00000012)' >/dev/null || die "$vmlinux.tmp: no PVH entry note"
   mv "$vmlinux.tmp" "$vmlinux"
 fi
 key=$(cat "$here/mkinitramfs.sh" "$here/initramfs-init" | sha256sum | cut -c1-12)

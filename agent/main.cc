@@ -29,6 +29,9 @@ ABSL_FLAG(std::string, state_dir, "/run/berth", "directory for runtime state (lo
 ABSL_FLAG(std::string, shim_path, "", "berth-shim binary (default: beside berthd)");
 ABSL_FLAG(std::string, cgroup_root, "/berth",
           "cgroup (absolute, cgroupfs) under which pods without a cgroup_parent get theirs");
+ABSL_FLAG(std::string, cgroup_driver, "",
+          "systemd or cgroupfs (default: systemd when systemd is PID 1 on a pure cgroup-v2 "
+          "host, else cgroupfs); must match kubelet's cgroupDriver");
 ABSL_FLAG(std::string, listen, "",
           "HOST:PORT for remote controllers; needs --tls-cert, --tls-key, --tls-client-ca");
 ABSL_FLAG(std::string, tls_cert, "", "PEM server certificate chain for --listen");
@@ -86,6 +89,7 @@ int Run() {
   o.state_dir = absl::GetFlag(FLAGS_state_dir);
   o.shim_path = absl::GetFlag(FLAGS_shim_path);
   o.cgroup_root = absl::GetFlag(FLAGS_cgroup_root);
+  o.cgroup_driver = absl::GetFlag(FLAGS_cgroup_driver);
   o.listen = absl::GetFlag(FLAGS_listen);
   o.tls_cert = absl::GetFlag(FLAGS_tls_cert);
   o.tls_key = absl::GetFlag(FLAGS_tls_key);

@@ -14,6 +14,11 @@ struct AgentOptions {
   // Where pod cgroups go when a sandbox gives no cgroup_parent: <cgroup_root>/<id>,
   // absolute from each hierarchy's root.
   std::string cgroup_root = "/berth";
+  // "systemd": pods are transient slices and containers transient scopes made
+  // over D-Bus (agent/runtime/systemd_units.h); "cgroupfs": berthd makes the
+  // directories itself; empty: systemd where systemd is PID 1 on a pure
+  // cgroup-v2 host (kubelet's recommendation), else cgroupfs.
+  std::string cgroup_driver;
   // Remote listener: mutual TLS with these three files.
   std::string listen;
   std::string tls_cert;

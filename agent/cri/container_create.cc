@@ -126,7 +126,7 @@ absl::StatusOr<v1::CreateContainerResponse> CriService::CreateContainer(
   record.set_created_at_ns(NowNs());
   record.set_bundle(ContainerBundle(id));
   record.set_rootfs_dir(ContainerRootfsDir(id));
-  record.set_cgroup_path(absl::StrCat(pod.cgroup_path(), "/", id));
+  record.set_cgroup_path(absl::StrCat(pod.cgroup_path(), "/", CgroupLeaf(id)));
   *record.mutable_resources() = config.linux().resources();
 
   auto container = std::make_shared<lifecycle::ContainerObject>(record);
@@ -185,6 +185,7 @@ absl::StatusOr<v1::CreateContainerResponse> CriService::CreateContainer(
   }
   BERTH_ASSIGN_OR_RETURN(lifecycle::BuiltSpec built, lifecycle::BuildContainerSpec(in));
   if (!built.spec.cgroup_path().empty()) {
+    built.spec.set_cgroup_path(record.cgroup_path());  // a scope's name, with systemd
     BERTH_ASSIGN_OR_RETURN(const CgroupLayout* layout, Cgroups());
     for (const CgroupHierarchy& h : layout->hierarchies()) {
       shim::v1::CgroupHierarchy* out = built.spec.add_cgroup_hierarchies();
@@ -202,8 +203,13 @@ absl::StatusOr<v1::CreateContainerResponse> CriService::CreateContainer(
     BERTH_RETURN_IF_ERROR(
         Annotate(MakeDirs(log.substr(0, log.rfind('/')), 0755), "config.log_path"));
   }
+  std::unique_ptr<ScopeHold> scope;
+  if (!built.spec.cgroup_path().empty()) {
+    BERTH_ASSIGN_OR_RETURN(scope, MakeScope(built.spec.cgroup_path(), built.spec.resources()));
+  }
   BERTH_ASSIGN_OR_RETURN(shim::LaunchedShim launched,
                          shim::LaunchShim(ShimPath(options_), record.bundle(), built.spec));
+  scope.reset();  // the container's init holds the scope now
   AddChild(launched.shim_pid);
   BERTH_RETURN_IF_ERROR(Update(*container, [&](st::Container& r) {
     r.set_phase(st::CREATED);

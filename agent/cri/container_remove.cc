@@ -31,12 +31,10 @@ absl::Status CriService::DestroyContainer(lifecycle::ContainerObject& c) {
   if (!r.bundle().empty()) {
     absl::StatusOr<shim::v1::Response> deleted =
         shim::CallShim(r.bundle() + "/shim.sock", shim::DeleteRequest());
-    if (!deleted.ok()) {
-      // No shim (never started, crashed, or gone with a reboot): what it would
-      // have cleaned is cleaned here.
-      BERTH_ASSIGN_OR_RETURN(const CgroupLayout* layout, Cgroups());
-      absl::StatusOr<Cgroup> cg = Cgroup::Open(*layout, r.cgroup_path());
-      if (cg.ok()) BERTH_RETURN_IF_ERROR(Annotate(cg->Destroy(), "container cgroup"));
+    // No shim (never started, crashed, or gone with a reboot): what it would
+    // have cleaned is cleaned here; with the systemd driver, its scope too.
+    if (!deleted.ok() || systemd_cgroups_) {
+      BERTH_RETURN_IF_ERROR(Annotate(RemoveLeafCgroup(r.cgroup_path()), "container cgroup"));
     }
     if (r.shim_pid() > 0) ReapChild(r.shim_pid());
   }

@@ -58,6 +58,7 @@ absl::StatusOr<std::unique_ptr<CriService>> CriService::Create(AgentOptions opti
   cni.cache_dir = o.root_dir + "/cni";
   cri->cni_ = std::make_unique<network::Cni>(std::move(cni));
   cri->cgroups_ = CgroupLayout::Detect();
+  BERTH_RETURN_IF_ERROR(cri->ResolveCgroupDriver());
   if (!cri->cgroups_.ok()) {
     BERTH_LOG(WARNING) << "no cgroups: pods cannot run: " << cri->cgroups_.status();
   } else {

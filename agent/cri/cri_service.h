@@ -175,6 +175,41 @@ class CriService : public streaming::StreamRuntime {
 
   // The cgroup hierarchies (detected at Create); an error when there are none.
   absl::StatusOr<const CgroupLayout*> Cgroups() const;
+
+  // The cgroup driver (cgroup_driver.cc): cgroupfs, or systemd's slices and scopes.
+  absl::Status ResolveCgroupDriver();
+  // A pod's cgroup path from its cgroup_parent (empty: berthd's own under
+  // --cgroup-root); INVALID_ARGUMENT naming the field when the parent is not
+  // in the driver's form.
+  absl::StatusOr<std::string> PodCgroupPath(const std::string& pod_id,
+                                            const std::string& parent) const;
+  // The last part of a container's (or pause's) cgroup path: `<id>`, or the
+  // scope `berth-<id>.scope` with the systemd driver.
+  std::string CgroupLeaf(const std::string& id) const;
+  // A cgroup path's directory on the unified (first) hierarchy.
+  std::string UnifiedDir(const std::string& path) const;
+  absl::Status MakePodCgroup(const std::string& path);
+  absl::Status RemovePodCgroup(const std::string& path);
+  // Kills what is in a container's or pause's cgroup, removes it, and with the
+  // systemd driver stops its scope.
+  absl::Status RemoveLeafCgroup(const std::string& path);
+  // A scope's placeholder process, killed when the hold ends (after the shim
+  // has moved the container's init in).
+  class ScopeHold {
+   public:
+    ScopeHold() = default;
+    ScopeHold(const ScopeHold&) = delete;
+    ScopeHold& operator=(const ScopeHold&) = delete;
+    ~ScopeHold();
+
+   private:
+    friend class CriService;
+    pid_t pid_ = -1;
+  };
+  // With the systemd driver, makes the scope for the leaf cgroup `path` with
+  // `r` as unit properties; with cgroupfs, nothing (the shim makes the dir).
+  absl::StatusOr<std::unique_ptr<ScopeHold>> MakeScope(const std::string& path,
+                                                       const shim::v1::Resources& r);
   // Shims berthd launched are its children: reaped after their delete. Shims
   // of a previous berthd are not (their parent is gone); they are no one's to
   // wait for here.
@@ -214,6 +249,7 @@ class CriService : public streaming::StreamRuntime {
   lifecycle::Registry registry_;
   lifecycle::EventHub events_;
   absl::StatusOr<CgroupLayout> cgroups_ = absl::UnavailableError("not detected yet");
+  bool systemd_cgroups_ = false;
   absl::Mutex children_mu_;
   std::set<pid_t> children_ ABSL_GUARDED_BY(children_mu_);
   std::unique_ptr<network::Cni> cni_;

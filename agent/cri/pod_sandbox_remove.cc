@@ -28,16 +28,14 @@ absl::Status CriService::DestroySandbox(lifecycle::SandboxObject& sandbox) {
     BERTH_RETURN_IF_ERROR(DestroyContainer(*c));
   }
   st::Sandbox r = Snapshot(sandbox);
-  BERTH_ASSIGN_OR_RETURN(const CgroupLayout* layout, Cgroups());
   // The pause process's cgroup normally went with its shim; the pod's own goes
   // here when berthd made it (an existing cgroup_parent is kubelet's).
   if (!r.pause_bundle().empty()) {
-    absl::StatusOr<Cgroup> pause = Cgroup::Open(*layout, r.cgroup_path() + "/" + r.id());
-    if (pause.ok()) BERTH_RETURN_IF_ERROR(Annotate(pause->Destroy(), "pause cgroup"));
+    BERTH_RETURN_IF_ERROR(Annotate(
+        RemoveLeafCgroup(absl::StrCat(r.cgroup_path(), "/", CgroupLeaf(r.id()))), "pause cgroup"));
   }
   if (r.cgroup_owned() && !r.cgroup_path().empty()) {
-    absl::StatusOr<Cgroup> cg = Cgroup::Open(*layout, r.cgroup_path());
-    if (cg.ok()) BERTH_RETURN_IF_ERROR(Annotate(cg->Destroy(), "pod cgroup"));
+    BERTH_RETURN_IF_ERROR(Annotate(RemovePodCgroup(r.cgroup_path()), "pod cgroup"));
   }
   if (!r.files_dir().empty()) BERTH_RETURN_IF_ERROR(RemoveTree(r.files_dir()));
   BERTH_RETURN_IF_ERROR(store_->DeleteSandbox(sandbox.id));

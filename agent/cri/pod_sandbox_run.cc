@@ -70,18 +70,7 @@ absl::Status Validate(const v1::RunPodSandboxRequest& request) {
     return absl::InvalidArgumentError(absl::StrCat("config.hostname `", c.hostname(),
                                                    "`: longer than ", HOST_NAME_MAX, " bytes"));
   }
-  BERTH_RETURN_IF_ERROR(CheckPodBandwidth(c));
-  const std::string& parent = c.linux().cgroup_parent();
-  if (!parent.empty()) {
-    if (parent[0] != '/') {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "config.linux.cgroup_parent `", parent,
-          "`: berth uses the cgroupfs driver (RuntimeConfig says so): give an absolute path"));
-    }
-    absl::Status s = CheckCgroupPath(parent);
-    if (!s.ok()) return Annotate(s, "config.linux.cgroup_parent");
-  }
-  return absl::OkStatus();
+  return CheckPodBandwidth(c);
 }
 
 std::string HostsFile() {
@@ -138,6 +127,8 @@ absl::StatusOr<v1::RunPodSandboxResponse> CriService::RunPodSandbox(
   st::Sandbox record;
   record.set_id(lifecycle::NewId());
   const std::string& id = record.id();
+  BERTH_ASSIGN_OR_RETURN(std::string cgroup_path,
+                         PodCgroupPath(id, config.linux().cgroup_parent()));
   const std::string name = lifecycle::SandboxName(config.metadata());
   BERTH_RETURN_IF_ERROR(registry_.Reserve(name, id));
   record.set_name(name);
@@ -147,12 +138,8 @@ absl::StatusOr<v1::RunPodSandboxResponse> CriService::RunPodSandbox(
   record.set_created_at_ns(NowNs());
   const std::string dir = SandboxStateDir(id);
   record.set_files_dir(dir);
-  if (config.linux().cgroup_parent().empty()) {
-    record.set_cgroup_path(absl::StrCat(options_.cgroup_root, "/", id));
-    record.set_cgroup_owned(true);
-  } else {
-    record.set_cgroup_path(config.linux().cgroup_parent());
-  }
+  record.set_cgroup_path(cgroup_path);
+  record.set_cgroup_owned(config.linux().cgroup_parent().empty());
   if (!host_network || ns.ipc() == v1::POD) record.set_ns_dir(dir + "/ns");
   if (!host_network) {
     record.set_net_ns(dir + "/ns/net");
@@ -176,12 +163,16 @@ absl::StatusOr<v1::RunPodSandboxResponse> CriService::RunPodSandbox(
   // The pod cgroup. An existing cgroup_parent is kubelet's (never removed by us).
   BERTH_ASSIGN_OR_RETURN(const CgroupLayout* layout, Cgroups());
   if (!record.cgroup_owned()) {
-    absl::StatusOr<Cgroup> existing = Cgroup::Open(*layout, record.cgroup_path());
-    bool owned = !existing.ok();
-    BERTH_RETURN_IF_ERROR(Update(*sandbox, [&](st::Sandbox& r) { r.set_cgroup_owned(owned); }));
+    // A cgroup_parent no hierarchy has yet is made here, and so removed here.
+    bool exists = false;
+    for (const CgroupHierarchy& h : layout->hierarchies()) {
+      exists = exists || ::access((h.mount_point + record.cgroup_path()).c_str(), F_OK) == 0;
+    }
+    BERTH_RETURN_IF_ERROR(Update(*sandbox, [&](st::Sandbox& r) { r.set_cgroup_owned(!exists); }));
   }
-  BERTH_RETURN_IF_ERROR(Annotate(
-      Cgroup::Create(*layout, record.cgroup_path(), /*for_children=*/true).status(), "pod cgroup"));
+  if (Snapshot(*sandbox).cgroup_owned()) {
+    BERTH_RETURN_IF_ERROR(Annotate(MakePodCgroup(record.cgroup_path()), "pod cgroup"));
+  }
 
   // The hostname is the pod's own only with its own network (and so UTS).
   // An empty one is the node's, as containerd does (sandbox_run.go): never
@@ -221,7 +212,9 @@ absl::StatusOr<v1::RunPodSandboxResponse> CriService::RunPodSandbox(
     pause.net_ns = record.net_ns();
     pause.ipc_ns = record.ipc_ns();
     pause.uts_ns = record.uts_ns();
-    pause.cgroup_path = absl::StrCat(record.cgroup_path(), "/", id);
+    pause.cgroup_path = absl::StrCat(record.cgroup_path(), "/", CgroupLeaf(id));
+    shim::v1::Resources none;
+    BERTH_ASSIGN_OR_RETURN(std::unique_ptr<ScopeHold> scope, MakeScope(pause.cgroup_path, none));
     BERTH_ASSIGN_OR_RETURN(shim::LaunchedShim launched,
                            shim::LaunchPause(ShimPath(options_), record.pause_bundle(), pause));
     AddChild(launched.shim_pid);

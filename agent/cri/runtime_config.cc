@@ -1,9 +1,8 @@
 // UpdateRuntimeConfig and RuntimeConfig.
 //
 // UpdateRuntimeConfig: kubelet pushes the node's pod CIDR; berthd keeps it for
-// CNI configs that ask for it (issue 6). RuntimeConfig: berthd manages cgroups
-// with the cgroupfs driver (cgroup_parent paths are cgroupfs paths), and says
-// so - CRI's enum default is SYSTEMD, so this answer matters to kubelet
+// CNI configs that ask for it (issue 6). RuntimeConfig: the cgroup driver
+// berthd uses (cgroup_driver.cc), which kubelet follows when it asks
 // (research/cri-v1.md §1, KubeletCgroupDriverFromCRI).
 #include "agent/cri/cri_service.h"
 
@@ -21,7 +20,7 @@ absl::StatusOr<v1::UpdateRuntimeConfigResponse> CriService::UpdateRuntimeConfig(
 absl::StatusOr<v1::RuntimeConfigResponse> CriService::RuntimeConfig(
     const v1::RuntimeConfigRequest&) {
   v1::RuntimeConfigResponse response;
-  response.mutable_linux()->set_cgroup_driver(v1::CGROUPFS);
+  response.mutable_linux()->set_cgroup_driver(systemd_cgroups_ ? v1::SYSTEMD : v1::CGROUPFS);
   return response;
 }
 

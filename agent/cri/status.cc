@@ -73,7 +73,7 @@ absl::StatusOr<runtime::v1::StatusResponse> CriService::Status(
   if (absl::StatusOr<const CgroupLayout*> layout = Cgroups(); !layout.ok()) {
     runtime_problems.push_back(std::string(layout.status().message()));
   } else {
-    for (std::string& p : CgroupProblems(**layout, options_.cgroup_root)) {
+    for (std::string& p : CgroupProblems(**layout, options_.cgroup_root, !systemd_cgroups_)) {
       runtime_problems.push_back(std::move(p));
     }
   }

@@ -93,7 +93,8 @@ absl::StatusOr<std::vector<pid_t>> ReadPids(const std::string& dir) {
 
 }  // namespace
 
-std::vector<std::string> CgroupProblems(const CgroupLayout& layout, absl::string_view root) {
+std::vector<std::string> CgroupProblems(const CgroupLayout& layout, absl::string_view root,
+                                        bool delegation) {
   static constexpr const char* kNeeded[] = {"cpu", "memory", "pids"};
   std::vector<std::string> problems;
   if (absl::Status s = CheckCgroupPath(root); !s.ok()) return {std::string(s.message())};
@@ -110,7 +111,7 @@ std::vector<std::string> CgroupProblems(const CgroupLayout& layout, absl::string
                                       ErrnoStatus(errno, "access").message()));
       continue;
     }
-    if (!h.v2) continue;
+    if (!h.v2 || !delegation) continue;
     absl::StatusOr<std::string> enabled = ReadFile(dir + "/cgroup.subtree_control");
     if (!enabled.ok()) {
       problems.push_back(std::string(enabled.status().message()));

@@ -108,8 +108,10 @@ class Cgroup {
 // container uses (cpu, memory, pids) exist; in each hierarchy the deepest
 // existing level of `root` is writable, and on v2 its cgroup.subtree_control
 // hands those controllers down (Berth enables them in levels it makes, never
-// in one it did not).
-std::vector<std::string> CgroupProblems(const CgroupLayout& layout, absl::string_view root);
+// in one it did not). `delegation` false skips that last check: under the
+// systemd driver, systemd enables controllers as its units need them.
+std::vector<std::string> CgroupProblems(const CgroupLayout& layout, absl::string_view root,
+                                        bool delegation = true);
 
 // Validates a cgroup path: absolute, no "..", no empty components.
 absl::Status CheckCgroupPath(absl::string_view path);

@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "nlohmann/json.hpp"
+#include "os/cgroup/layout.h"
 #include "os/files.h"
 #include "tests/e2e/lifecycle_fixture.h"
 #include "tests/support/status_matchers.h"
@@ -166,6 +167,46 @@ TEST_F(LifecycleTest, OomKilledContainerReportsOOMKilled) {
   EXPECT_EQ(st->exit_code(), 137);
   EXPECT_EQ(st->reason(), "OOMKilled");
   EXPECT_EQ(st->resources().linux().memory_limit_in_bytes(), 16 << 20);
+}
+
+// The cgroupfs driver (this host is not pure v2 with systemd): RuntimeConfig
+// says so, a slice name is refused naming the field, and a cgroup_parent no
+// hierarchy has yet is made for the pod and removed with it (before, berthd
+// took every cgroup_parent for kubelet's and left the ones it made).
+TEST_F(LifecycleTest, CgroupParentFollowsTheCgroupfsDriver) {
+  v1::RuntimeConfigRequest creq;
+  v1::RuntimeConfigResponse cresp;
+  ASSERT_TRUE(runtime_->RuntimeConfig(Ctx().get(), creq, &cresp).ok());
+  EXPECT_EQ(cresp.linux().cgroup_driver(), v1::CGROUPFS);
+
+  v1::PodSandboxConfig slice = PodConfig("slice", /*host_network=*/true);
+  slice.mutable_linux()->set_cgroup_parent("kubepods-burstable-pod1.slice");
+  EXPECT_THAT(RunPod(slice).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("config.linux.cgroup_parent `kubepods-burstable-pod1.slice`: "
+                                 "berth uses the cgroupfs driver")));
+
+  v1::PodSandboxConfig parent = PodConfig("parent", /*host_network=*/true);
+  const std::string path = cgroup_root_ + "/kubepods/pod1";
+  parent.mutable_linux()->set_cgroup_parent(path);
+  absl::StatusOr<std::string> pod = RunPod(parent);
+  ASSERT_THAT(pod.status(), IsOk());
+  absl::StatusOr<std::string> id =
+      CreateContainer(*pod, ContainerConfig("c", {"sleep", "1000"}), parent);
+  ASSERT_THAT(id.status(), IsOk());
+  ASSERT_THAT(StartContainer(*id), IsOk());
+  const std::string memory = "/sys/fs/cgroup/memory" + path;
+  EXPECT_EQ(::access((memory + "/" + *id).c_str(), F_OK), 0);
+  ASSERT_THAT(StopPod(*pod), IsOk());
+  ASSERT_THAT(RemovePod(*pod), IsOk());
+  EXPECT_NE(::access(memory.c_str(), F_OK), 0) << memory << " outlived its pod";
+  // The level above is kubelet's part, here the test's (TearDown finds any
+  // other leftover).
+  absl::StatusOr<CgroupLayout> layout = CgroupLayout::Detect();
+  ASSERT_THAT(layout.status(), IsOk());
+  for (const CgroupHierarchy& h : layout->hierarchies()) {
+    ::rmdir((h.mount_point + cgroup_root_ + "/kubepods").c_str());
+  }
 }
 
 TEST_F(LifecycleTest, BadRequestsGetClearErrorsAndLeaveNothing) {

@@ -9,6 +9,7 @@
 # goes to the console and /run/out/output.log, its exit status to /run/out/status.
 set -uo pipefail # no -e: PID 1 must get to the poweroff
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+keep=${berth_keep:-} # host trees to bind back in (run-vm.sh)
 
 run_command() {
   mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144,X-mount.mkdir out /run/out || return
@@ -34,6 +35,12 @@ fi
 
 echo "berth-vm: init (${berth_mode:-v2} mode)"
 mount -t proc proc /proc
+# The host's trees the run needs under the dirs that get fresh tmpfs (a CI
+# clone in /tmp): held on /dev, which stays, until they are bound back in.
+# (The 9p root cannot be mounted a second time.)
+for k in ${keep//,/ }; do
+  mkdir -p "/dev/.berth-keep$k" && mount --bind "$k" "/dev/.berth-keep$k"
+done
 
 if [ "${berth_mode:-}" = systemd ]; then
   # / is the overlay: these writes land in its tmpfs, the host is untouched.
@@ -48,6 +55,11 @@ tmpfs /var/log tmpfs mode=755 0 0
 tmpfs /var/lib/berth tmpfs mode=755 0 0
 tmpfs /root tmpfs mode=700 0 0
 FSTAB
+  # The host's trees the run needs (berth_keep, run-vm.sh), bound back in
+  # over the fresh tmpfs from where they wait (below).
+  for k in ${keep//,/ }; do
+    echo "/dev/.berth-keep$k $k none bind,X-mount.mkdir 0 0" >>/etc/fstab
+  done
   # Not multi-user.target: that would start the host's services (and gettys).
   cat >$u/berth-vm.target <<'UNIT'
 [Unit]
@@ -67,6 +79,8 @@ After=local-fs.target basic.target dbus.service
 Wants=dbus.service
 SuccessAction=poweroff-immediate
 FailureAction=poweroff-immediate
+
+RequiresMountsFor=${keep//,/ }
 
 [Service]
 Type=exec
@@ -98,6 +112,8 @@ fi
 
 # One mount(8) for them all: under TCG every program start costs 0.1-0.5 s.
 mount -a -T "${0%/*}/guest.fstab"
+# The host's trees held on /dev (above), back at their own paths.
+for k in ${keep//,/ }; do mkdir -p "$k" && mount --move "/dev/.berth-keep$k" "$k"; done
 # As systemd does: every controller enabled for the children of the root.
 for c in $(</sys/fs/cgroup/cgroup.controllers); do
   echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control || echo "berth-vm: cannot enable the $c controller"

@@ -79,7 +79,23 @@ truncate -s 64M "$workdir/disk.img"
   echo
 } >"$out/cmd"
 
+# The guest gets fresh tmpfs on /tmp, /root, /run, /var/log and /var/lib/berth.
+# A tree of the host's under one of them that the run needs (this script's,
+# the current directory, the command: a CI clone in /tmp) is bound back in at
+# its own path (berth_keep=, read by guest-init.sh).
+keep=''
+for p in "$here" "$PWD" "$1"; do
+  case $p in
+    /tmp/?* | /root/?* | /run/?* | /var/log/?* | /var/lib/berth/?*)
+      top=$(cut -d/ -f1-3 <<<"$p")
+      [[ $top == /var/* ]] && top=$(cut -d/ -f1-4 <<<"$p")
+      [[ ,$keep, == *,$top,* ]] || keep+=${keep:+,}$top
+      ;;
+  esac
+done
+[[ $keep != *[[:space:]]* ]] || die "$keep: the kernel command line cannot hold blanks"
 append="console=ttyS0 quiet panic=-1 cgroup_no_v1=all apparmor=1 security=apparmor init=$here/guest-init.sh"
+[ -z "$keep" ] || append+=" berth_keep=$keep"
 if [ "$mode" = systemd ]; then
   # needs-update=0: the host has no /etc/.updated; ldconfig, hwdb and catalog
   # rebuilds would take minutes under TCG.

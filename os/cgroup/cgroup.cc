@@ -1,5 +1,6 @@
 #include "os/cgroup/cgroup.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -79,6 +80,39 @@ absl::Status EnableSubtreeControllers(const std::string& parent, const std::stri
   }
   if (enable.empty()) return absl::OkStatus();
   return WriteCgroupFile(dir, "cgroup.subtree_control", enable);
+}
+
+// v2, an existing level: enables for its children every controller it has
+// and does not hand down yet, one at a time (a level holding processes
+// refuses; Apply then names what is missing). As runc's CreateCgroupPath and
+// crun do for every ancestor: systemd enables only the controllers its units
+// ask for (never hugetlb), and kubelet's cgroupfs pod cgroups none.
+void EnableMissingControllers(const std::string& dir) {
+  absl::StatusOr<std::string> available = ReadFile(dir + "/cgroup.controllers");
+  absl::StatusOr<std::string> enabled = ReadFile(dir + "/cgroup.subtree_control");
+  if (!available.ok() || !enabled.ok()) return;
+  std::vector<absl::string_view> on = absl::StrSplit(*enabled, absl::ByAnyChar(" \n"));
+  for (absl::string_view c :
+       absl::StrSplit(absl::StripAsciiWhitespace(*available), ' ', absl::SkipEmpty())) {
+    if (std::find(on.begin(), on.end(), c) != on.end()) continue;
+    (void)WriteCgroupFile(dir, "cgroup.subtree_control", absl::StrCat("+", c));
+  }
+}
+
+// `dir` and every cgroup below it, children before their parents (the order
+// rmdir needs). A container may make child cgroups of its own (a privileged
+// one, or one with a delegated systemd scope); depth is capped.
+void Subtree(const std::string& dir, int depth, std::vector<std::string>& out) {
+  if (depth < 32) {
+    if (DIR* d = ::opendir(dir.c_str())) {
+      while (struct dirent* e = ::readdir(d)) {
+        if (e->d_type != DT_DIR || e->d_name[0] == '.') continue;
+        Subtree(absl::StrCat(dir, "/", e->d_name), depth + 1, out);
+      }
+      ::closedir(d);
+    }
+  }
+  out.push_back(dir);
 }
 
 absl::StatusOr<std::vector<pid_t>> ReadPids(const std::string& dir) {
@@ -187,17 +221,25 @@ absl::StatusOr<Cgroup> Cgroup::Create(const CgroupLayout& layout, std::string pa
   absl::Cleanup rollback = [&made] {
     for (auto it = made.rbegin(); it != made.rend(); ++it) ::rmdir(it->c_str());
   };
+  // On a pure v2 host the existing levels above hand their controllers down
+  // too (EnableMissingControllers); elsewhere (a hybrid host's cgroup2 is
+  // its own manager's) they are left as they are.
+  const bool unified = layout.mode() == CgroupMode::kUnified;
   for (const CgroupHierarchy& h : layout.hierarchies()) {
     bool cpuset = !h.v2 && HasController(h, "cpuset");
     std::string dir = h.mount_point;
+    if (h.v2 && unified) EnableMissingControllers(dir);
     for (size_t i = 0; i < parts.size(); ++i) {
       std::string parent = dir;
       dir = absl::StrCat(dir, "/", parts[i]);
-      if (Exists(dir)) continue;  // not ours to configure
+      const bool leaf = i + 1 == parts.size();
+      if (Exists(dir)) {
+        if (h.v2 && unified && (!leaf || for_children)) EnableMissingControllers(dir);
+        continue;
+      }
       BERTH_RETURN_IF_ERROR(MakeDir(dir));
       made.push_back(dir);
       if (cpuset) BERTH_RETURN_IF_ERROR(Annotate(InheritCpuset(h.mount_point, dir), "cpuset"));
-      bool leaf = i + 1 == parts.size();
       if (h.v2 && (!leaf || for_children)) {
         BERTH_RETURN_IF_ERROR(EnableSubtreeControllers(parent, dir));
       }
@@ -279,6 +321,25 @@ absl::StatusOr<std::vector<pid_t>> Cgroup::Pids() const {
   return all;
 }
 
+absl::StatusOr<std::vector<pid_t>> Cgroup::SubtreePids() const {
+  std::vector<pid_t> all;
+  for (const CgroupHierarchy& h : layout_->hierarchies()) {
+    std::vector<std::string> dirs;
+    Subtree(h.mount_point + path_, 0, dirs);
+    for (const std::string& dir : dirs) {
+      absl::StatusOr<std::vector<pid_t>> pids = ReadPids(dir);
+      if (!pids.ok()) {
+        if (absl::IsNotFound(pids.status())) continue;
+        return pids.status();
+      }
+      all.insert(all.end(), pids->begin(), pids->end());
+    }
+  }
+  std::sort(all.begin(), all.end());
+  all.erase(std::unique(all.begin(), all.end()), all.end());
+  return all;
+}
+
 absl::Status Cgroup::Freeze() {
   std::string dir = DirFor("freezer");
   if (!dir.empty()) {
@@ -316,10 +377,7 @@ absl::Status Cgroup::Thaw() {
   return absl::FailedPreconditionError("no freezer: neither a v1 freezer hierarchy nor cgroup2");
 }
 
-absl::Status Cgroup::Destroy() {
-  // Kill all at once, so that nothing forks between reading the pids and the
-  // kills (a fork bomb would): cgroup.kill on v2 (Linux 5.14), else, with a
-  // v1 freezer, freeze, kill every pid, thaw (a frozen task dies on thaw).
+absl::Status Cgroup::Kill() {
   bool killed = false;
   for (const CgroupHierarchy& h : layout_->hierarchies()) {
     const std::string dir = h.mount_point + path_;
@@ -327,18 +385,24 @@ absl::Status Cgroup::Destroy() {
       killed = WriteCgroupFile(dir, "cgroup.kill", "1").ok() || killed;
     }
   }
-  if (!killed && !DirFor("freezer").empty() &&
-      CgroupFileExists(DirFor("freezer"), "freezer.state")) {
-    if (Freeze().ok()) {
-      if (absl::StatusOr<std::vector<pid_t>> pids = Pids(); pids.ok()) {
-        for (pid_t pid : *pids) ::kill(pid, SIGKILL);
-      }
-    }
-    (void)Thaw();
+  if (killed) return absl::OkStatus();
+  const std::string freezer = DirFor("freezer");
+  const bool frozen =
+      !freezer.empty() && CgroupFileExists(freezer, "freezer.state") && Freeze().ok();
+  absl::StatusOr<std::vector<pid_t>> pids = SubtreePids();
+  // Every pid here is in a cgroup Berth made: ours to kill.
+  if (pids.ok()) {
+    for (pid_t pid : *pids) ::kill(pid, SIGKILL);
   }
+  if (frozen) BERTH_RETURN_IF_ERROR(Thaw());  // a frozen task dies on thaw
+  return pids.status();
+}
+
+absl::Status Cgroup::Destroy() {
+  (void)Kill();  // the loop below finishes the job, or says why not
   absl::Time deadline = absl::Now() + kSettleTimeout;
   for (;;) {
-    BERTH_ASSIGN_OR_RETURN(std::vector<pid_t> pids, Pids());
+    BERTH_ASSIGN_OR_RETURN(std::vector<pid_t> pids, SubtreePids());
     if (pids.empty()) break;
     // Every pid here is in a cgroup Berth made: ours to kill.
     for (pid_t pid : pids) ::kill(pid, SIGKILL);
@@ -349,9 +413,12 @@ absl::Status Cgroup::Destroy() {
     absl::SleepFor(absl::Milliseconds(1));
   }
   for (const CgroupHierarchy& h : layout_->hierarchies()) {
-    std::string dir = h.mount_point + path_;
-    // cgroupfs removes a cgroup with its control files; EBUSY means child cgroups.
-    if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) return ErrnoStatus(errno, "rmdir", dir);
+    std::vector<std::string> dirs;
+    Subtree(h.mount_point + path_, 0, dirs);
+    // cgroupfs removes a cgroup with its control files, once its children are gone.
+    for (const std::string& dir : dirs) {
+      if (::rmdir(dir.c_str()) != 0 && errno != ENOENT) return ErrnoStatus(errno, "rmdir", dir);
+    }
   }
   return absl::OkStatus();
 }

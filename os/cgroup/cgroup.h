@@ -17,8 +17,9 @@
 //
 // Ordering (cgroup-v2.rst): v2 controllers must be enabled in each ancestor's
 // cgroup.subtree_control before a child can use them; Create enables them in the
-// levels it makes (an existing parent is its creator's to configure, and Berth
-// never writes to a cgroup it did not create). v1 cpuset children start with
+// levels it makes and, on a pure v2 host, in the existing levels above as runc
+// does (systemd's slices and kubelet's pod cgroups do not hand down all of
+// them); on a hybrid host existing levels are left alone. v1 cpuset children start with
 // empty cpus/mems and take no task until those are set; Create copies them down.
 #pragma once
 
@@ -88,10 +89,16 @@ class Cgroup {
   absl::Status AddProcess(pid_t pid);
   // Every pid in the cgroup (union over hierarchies, sorted, no duplicates).
   absl::StatusOr<std::vector<pid_t>> Pids() const;
+  // Every pid in the cgroup and in the cgroups below it.
+  absl::StatusOr<std::vector<pid_t>> SubtreePids() const;
   // Freezer: v1 freezer.state, v2 cgroup.freeze; waits until the kernel says
   // the whole cgroup is frozen (or thawed).
   absl::Status Freeze();
   absl::Status Thaw();
+  // SIGKILLs every process in the cgroup at once, so that none can fork
+  // between the read of the pids and the kills: cgroup.kill on v2 (5.14+),
+  // else with a v1 freezer freeze, kill every pid, thaw. Does not wait.
+  absl::Status Kill();
   // SIGKILLs what is left, waits for the cgroup to empty, removes its directory
   // in every hierarchy. Idempotent: a cgroup already gone is fine.
   absl::Status Destroy();

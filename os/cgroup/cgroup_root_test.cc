@@ -233,6 +233,34 @@ TEST_F(CgroupRootTest, DestroyEndsAForkBomb) {
   }
 }
 
+// A container that made cgroups of its own (a privileged one may): Destroy
+// kills their processes too and removes them, deepest first.
+TEST_F(CgroupRootTest, DestroyRemovesChildCgroupsAContainerMade) {
+  auto cg = Cgroup::Create(layout_, parent_ + "/c");
+  ASSERT_THAT(cg, IsOk());
+  Child child([] { return ::pause(); });
+  for (const CgroupHierarchy& h : layout_.hierarchies()) {
+    const std::string nested = h.mount_point + parent_ + "/c/inner/deeper";
+    ASSERT_EQ(::mkdir((h.mount_point + parent_ + "/c/inner").c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir(nested.c_str(), 0755), 0);
+    if (!h.v2 && HasController(h, "cpuset")) {
+      for (const std::string& d : {h.mount_point + parent_ + "/c/inner", nested}) {
+        for (const char* f : {"cpuset.cpus", "cpuset.mems"}) {
+          (void)WriteCgroupFile(d, f, Read(h.mount_point + "/" + f));
+        }
+      }
+    }
+    ASSERT_THAT(WriteCgroupFile(nested, "cgroup.procs", std::to_string(child.pid())), IsOk())
+        << nested;
+  }
+  EXPECT_THAT(cg->Destroy(), IsOk());
+  int status = child.Wait();
+  EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+  for (const CgroupHierarchy& h : layout_.hierarchies()) {
+    EXPECT_NE(::access((h.mount_point + parent_ + "/c").c_str(), F_OK), 0);
+  }
+}
+
 TEST_F(CgroupRootTest, MemoryLimitOomKills) {
   auto cg = Cgroup::Create(layout_, parent_ + "/c");
   ASSERT_THAT(cg, IsOk());

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -98,7 +99,8 @@ absl::StatusOr<UniqueFd> Load(const std::vector<bpf_insn>& program) {
   int err = errno;
   if (err == EPERM) {
     return absl::PermissionDeniedError(
-        "loading the cgroup v2 device filter (BPF_PROG_LOAD) needs CAP_BPF or CAP_SYS_ADMIN");
+        "loading the cgroup v2 device filter (BPF_PROG_LOAD) was refused: it needs CAP_BPF or "
+        "CAP_SYS_ADMIN, and before Linux 5.11 room in RLIMIT_MEMLOCK");
   }
   // Load again with the verifier's log, for an error that says why.
   std::string log(16384, '\0');
@@ -129,7 +131,33 @@ absl::StatusOr<std::vector<uint32_t>> Query(int cgroup_fd, const std::string& di
 
 }  // namespace
 
-absl::StatusOr<std::vector<bpf_insn>> DeviceFilterProgram(const std::vector<DeviceRule>& rules) {
+absl::StatusOr<std::vector<bpf_insn>> DeviceFilterProgram(const std::vector<DeviceRule>& given) {
+  // Right after a rule that matches everything, rules of its own verdict
+  // change nothing (a privileged container's list is "allow all" then
+  // hundreds of allows); they are dropped until a rule of the other verdict.
+  std::vector<DeviceRule> rules;
+  std::optional<bool> redundant;  // the verdict that changes nothing here
+  for (const DeviceRule& r : given) {
+    const bool all = r.type == 'a' && r.major == -1 && r.minor == -1 &&
+                     r.access.find('r') != std::string::npos &&
+                     r.access.find('w') != std::string::npos &&
+                     r.access.find('m') != std::string::npos;
+    if (all) {
+      rules.clear();
+      redundant = r.allow;
+    } else if (redundant == r.allow) {
+      continue;
+    } else {
+      redundant.reset();
+    }
+    rules.push_back(r);
+  }
+  constexpr size_t kMaxRules = 16384;
+  if (rules.size() > kMaxRules) {
+    return absl::InvalidArgumentError(absl::StrCat(rules.size(), " device rules: more than the ",
+                                                   kMaxRules,
+                                                   " one cgroup v2 device program holds"));
+  }
   std::vector<bpf_insn> p = {
       LoadWord(kType, 1, offsetof(bpf_cgroup_dev_ctx, access_type)),
       Mov32Reg(kAccess, kType),

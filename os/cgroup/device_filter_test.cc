@@ -119,6 +119,28 @@ TEST(DeviceFilterTest, NothingFollowsARuleThatMatchesEverything) {
   EXPECT_EQ(Eval(p, kBlock, kR, 7, 7), 1);
 }
 
+// A privileged container: allow all, then an allow per host device. Those
+// change nothing and are not emitted; a deny among them still counts, and so
+// does an allow after that deny.
+TEST(DeviceFilterTest, RulesAfterAllowAllAreKeptOnlyWhereTheyMatter) {
+  std::vector<DeviceRule> privileged = {{true, 'a', -1, -1, "rwm"}};
+  for (int i = 0; i < 20000; ++i) privileged.push_back({true, 'c', 1, i, "rwm"});
+  std::vector<bpf_insn> p = Program(privileged);
+  EXPECT_EQ(p.size(), 8u);
+  std::vector<bpf_insn> q =
+      Program({{true, 'a', -1, -1, "rwm"}, {false, 'b', 8, -1, "rwm"}, {true, 'b', 8, 1, "r"}});
+  EXPECT_EQ(Eval(q, kBlock, kR, 8, 0), 0);
+  EXPECT_EQ(Eval(q, kBlock, kR, 8, 1), 1);
+  EXPECT_EQ(Eval(q, kChar, kR, 1, 1), 1);
+}
+
+TEST(DeviceFilterTest, TooManyRulesAreRefusedNamingTheCount) {
+  std::vector<DeviceRule> many;
+  for (int i = 0; i < 20000; ++i) many.push_back({true, 'c', 1, i, "rwm"});
+  EXPECT_THAT(DeviceFilterProgram(many),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("20000 device rules")));
+}
+
 TEST(DeviceFilterTest, NumbersAboveTwoToTheThirtyOneCompareRight) {
   std::vector<bpf_insn> p = Program({{true, 'c', 0xfffffff0LL, 0x80000001LL, "r"}});
   EXPECT_EQ(Eval(p, kChar, kR, 0xfffffff0u, 0x80000001u), 1);

@@ -43,6 +43,15 @@ bool ParseLimit(absl::string_view s, int64_t* v) {
   return ParseInt(s, v) && *v >= 0;
 }
 
+// A huge page size as cgroup files name it: digits then KB, MB or GB.
+bool PageSize(absl::string_view s) {
+  if (s.size() < 3 || s.size() > 12) return false;
+  absl::string_view unit = s.substr(s.size() - 2);
+  if (unit != "KB" && unit != "MB" && unit != "GB") return false;
+  return std::all_of(s.begin(), s.end() - 2,
+                     [](char c) { return absl::ascii_isdigit(static_cast<unsigned char>(c)); });
+}
+
 absl::Status BadUnified(absl::string_view key, absl::string_view value, absl::string_view why) {
   return absl::InvalidArgumentError(absl::StrCat("unified[", key, "] `", value, "`: ", why));
 }
@@ -86,6 +95,8 @@ absl::Status ApplyUnifiedKey(const std::string& key, const std::string& value,
   } else if (absl::StartsWith(key, "hugetlb.") && absl::EndsWith(key, ".max") &&
              key.size() > std::string("hugetlb..max").size()) {
     const std::string size = key.substr(8, key.size() - 8 - 4);
+    if (!PageSize(size))
+      return BadUnified(key, value, "not a hugetlb.<size>.max key (size: 2MB, 1GB, ...)");
     if (!ParseInt(value, &v) || v < 0) return BadUnified(key, value, "not a byte count");
     for (shim::v1::HugepageLimit& h : *out.mutable_hugepage_limits()) {
       if (h.page_size() == size) {
@@ -161,9 +172,10 @@ absl::StatusOr<shim::v1::Resources> ToShimResources(const runtime::v1::LinuxCont
   if (r.memory_swap_limit_in_bytes() != 0) out.set_memory_swap(r.memory_swap_limit_in_bytes());
   for (int i = 0; i < r.hugepage_limits_size(); ++i) {
     const runtime::v1::HugepageLimit& h = r.hugepage_limits(i);
-    if (h.page_size().empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("hugepage_limits[", i, "].page_size is empty"));
+    if (!PageSize(h.page_size())) {
+      return absl::InvalidArgumentError(absl::StrCat("hugepage_limits[", i, "].page_size `",
+                                                     h.page_size(),
+                                                     "`: not a huge page size such as 2MB or 1GB"));
     }
     shim::v1::HugepageLimit* o = out.add_hugepage_limits();
     o->set_page_size(h.page_size());

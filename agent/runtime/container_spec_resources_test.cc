@@ -187,6 +187,18 @@ TEST(ToShimResourcesTest, OtherUnifiedKeysGoThroughAsTheyAre) {
   EXPECT_FALSE(out.has_memory_limit());
 }
 
+// The size becomes part of a file name (hugetlb.<size>.max): only sizes.
+TEST(ToShimResourcesTest, AHugePageSizeIsASize) {
+  v1::LinuxContainerResources r;
+  v1::HugepageLimit* h = r.add_hugepage_limits();
+  h->set_page_size("../../cgroup.procs");
+  EXPECT_THAT(ToShimResources(r),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("hugepage_limits[0].page_size `../../cgroup.procs`")));
+  h->set_page_size("2MB");
+  EXPECT_THAT(ToShimResources(r).status(), IsOk());
+}
+
 TEST(ToShimResourcesTest, UnifiedErrorsNameTheKey) {
   const std::pair<std::map<std::string, std::string>, std::string> cases[] = {
       {{{"Memory.high", "1000"}}, "unified[Memory.high]: not a cgroup v2 interface file"},
@@ -195,6 +207,7 @@ TEST(ToShimResourcesTest, UnifiedErrorsNameTheKey) {
       {{{"cgroup.procs", "1"}}, "unified[cgroup.procs]: cgroup.* files"},
       {{{"devices.allow", "a"}}, "unified[devices.allow]: cgroup.* files and device"},
       {{{"memory.high", "1\n2"}}, "a value is one line"},
+      {{{"hugetlb.2M.max", "0"}}, "unified[hugetlb.2M.max] `0`: not a hugetlb.<size>.max key"},
       {{{"memory.max", "lots"}}, "unified[memory.max] `lots`"},
       {{{"cpu.weight", "0"}}, "unified[cpu.weight] `0`"},
       {{{"cpu.max", "1 2 3"}}, "unified[cpu.max]"},

@@ -10,6 +10,11 @@
 // A scope needs a process when it is made, and the shim moves the container's
 // init in only later: a placeholder process (a bare clone of berthd that
 // waits in pause(2)) holds the scope until then.
+//
+// Removal follows the record, not the flag: a leaf named `*.scope` and a pod
+// cgroup named `*.slice` are systemd's units, anything else cgroupfs
+// directories, so a berthd restarted with the other driver still removes what
+// the previous one made.
 #include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
@@ -18,6 +23,7 @@
 #include <unistd.h>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "agent/cri/cri_service.h"
 #include "agent/runtime/systemd_units.h"
@@ -48,6 +54,16 @@ absl::Status CriService::ResolveCgroupDriver() {
     return absl::InvalidArgumentError(
         absl::StrCat("--cgroup-driver `", d, "`: not systemd or cgroupfs"));
   }
+  if (systemd_cgroups_) {
+    // The pods' slice family must be one systemd takes.
+    absl::StatusOr<std::string> probe = PodCgroupPath("0", "");
+    if (!probe.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--cgroup-root `", options_.cgroup_root,
+                       "`: with the systemd cgroup driver its last part names the pods' slices: ",
+                       probe.status().message()));
+    }
+  }
   BERTH_LOG(INFO) << "cgroup driver: " << (systemd_cgroups_ ? "systemd" : "cgroupfs");
   return absl::OkStatus();
 }
@@ -73,7 +89,7 @@ absl::StatusOr<std::string> CriService::PodCgroupPath(const std::string& pod_id,
     std::string root = options_.cgroup_root.substr(options_.cgroup_root.rfind('/') + 1);
     if (absl::EndsWith(root, ".slice")) root.resize(root.size() - strlen(".slice"));
     slice = absl::StrCat(root, "-", pod_id, ".slice");
-  } else if (parent[0] == '/') {
+  } else if (parent[0] == '/' || parent == "-.slice") {
     return absl::InvalidArgumentError(absl::StrCat(
         field, " `", parent,
         "`: berth uses the systemd cgroup driver here (RuntimeConfig says so): give a slice "
@@ -84,8 +100,10 @@ absl::StatusOr<std::string> CriService::PodCgroupPath(const std::string& pod_id,
   return *path;
 }
 
-std::string CriService::CgroupLeaf(const std::string& id) const {
-  return systemd_cgroups_ ? absl::StrCat("berth-", id, ".scope") : id;
+std::string CriService::ChildCgroupPath(const std::string& pod_path, const std::string& id) const {
+  // The pod's cgroup says which driver made its pause's (see the top).
+  return absl::EndsWith(pod_path, ".slice") ? absl::StrCat(pod_path, "/berth-", id, ".scope")
+                                            : absl::StrCat(pod_path, "/", id);
 }
 
 std::string CriService::UnifiedDir(const std::string& path) const {
@@ -104,7 +122,7 @@ absl::Status CriService::MakePodCgroup(const std::string& path) {
 
 absl::Status CriService::RemovePodCgroup(const std::string& path) {
   BERTH_ASSIGN_OR_RETURN(const CgroupLayout* layout, Cgroups());
-  if (systemd_cgroups_) {
+  if (absl::EndsWith(path, ".slice")) {
     return lifecycle::StopUnit(lifecycle::SliceOfPath(path), UnifiedDir(path));
   }
   absl::StatusOr<Cgroup> cg = Cgroup::Open(*layout, path);
@@ -116,10 +134,13 @@ absl::Status CriService::RemoveLeafCgroup(const std::string& path) {
   // Killed and removed first (a scope stopped with live processes waits out
   // systemd's stop timeout); then the unit, if systemd still has it.
   absl::StatusOr<Cgroup> cg = Cgroup::Open(*layout, path);
-  if (cg.ok()) BERTH_RETURN_IF_ERROR(cg->Destroy());
-  if (!systemd_cgroups_) return absl::OkStatus();
+  absl::Status destroyed = cg.ok() ? cg->Destroy() : cg.status();
   const std::string unit = path.substr(path.rfind('/') + 1);
-  return lifecycle::StopUnit(unit, UnifiedDir(path));
+  if (!absl::EndsWith(unit, ".scope")) return destroyed;
+  // Stopped even when the directory would not go (a container's own child
+  // cgroups): systemd trims the whole subtree.
+  absl::Status stopped = lifecycle::StopUnit(unit, UnifiedDir(path));
+  return stopped.ok() ? stopped : destroyed.ok() ? stopped : destroyed;
 }
 
 CriService::ScopeHold::~ScopeHold() {
@@ -132,7 +153,7 @@ CriService::ScopeHold::~ScopeHold() {
 absl::StatusOr<std::unique_ptr<CriService::ScopeHold>> CriService::MakeScope(
     const std::string& path, const shim::v1::Resources& r) {
   auto hold = std::make_unique<ScopeHold>();
-  if (!systemd_cgroups_) return hold;
+  if (!absl::EndsWith(path, ".scope")) return hold;
   lifecycle::UnitLimits limits;
   if (r.has_cpu_shares()) limits.cpu_weight = CpuSharesToWeight(r.cpu_shares());
   if (r.has_cpu_quota_us() && r.cpu_quota_us() > 0) {
@@ -144,7 +165,20 @@ absl::StatusOr<std::unique_ptr<CriService::ScopeHold>> CriService::MakeScope(
     limits.cpu_quota_per_sec_us = per_sec;
   }
   if (r.has_memory_limit() && r.memory_limit() > 0) limits.memory_max = r.memory_limit();
-  if (r.has_pids_max() && r.pids_max() > 0) limits.tasks_max = r.pids_max();
+  // Unset is no limit, as with cgroupfs - not systemd's DefaultTasksMax (15%
+  // of pid_max), which it would otherwise give every scope.
+  limits.tasks_max =
+      r.has_pids_max() && r.pids_max() > 0 ? static_cast<uint64_t>(r.pids_max()) : UINT64_MAX;
+  if (r.has_swap_max()) limits.memory_swap_max = r.swap_max() < 0 ? UINT64_MAX : r.swap_max();
+  for (const char* key : {"memory.min", "memory.low", "memory.high"}) {
+    auto it = r.unified().find(key);
+    if (it == r.unified().end()) continue;
+    uint64_t v = UINT64_MAX;
+    if (it->second != "max" && !absl::SimpleAtoi(it->second, &v)) continue;  // the shim says why
+    limits.memory_qos[key] = v;
+  }
+  if (r.has_cpu_period_us() && r.cpu_period_us() > 0)
+    limits.cpu_quota_period_us = r.cpu_period_us();
   if (r.has_cpuset_cpus() && !r.cpuset_cpus().empty()) {
     absl::StatusOr<std::vector<uint8_t>> mask = lifecycle::CpuListMask(r.cpuset_cpus());
     if (!mask.ok()) return Annotate(mask.status(), "cpuset_cpus");
@@ -152,10 +186,20 @@ absl::StatusOr<std::unique_ptr<CriService::ScopeHold>> CriService::MakeScope(
   }
   // A bare clone (no atfork handlers run in a threaded berthd) that only
   // waits; it dies with the thread that made it, should berthd die first.
+  const pid_t parent = ::getpid();
   long pid = ::syscall(SYS_clone, SIGCHLD, nullptr, nullptr, nullptr, 0);
   if (pid < 0) return ErrnoStatus(errno, "clone (scope placeholder)");
   if (pid == 0) {
+    // Only raw system calls here (STYLE.md 10). No fd of berthd's stays open
+    // in it (a pipe's end held here would delay someone's EOF), SIGTERM is
+    // not blocked (systemd may stop the scope), and it does not outlive
+    // berthd.
+    ::syscall(SYS_close_range, 0, ~0U, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    ::syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, nullptr, sizeof(uint64_t));
     ::prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    if (::getppid() != parent) ::syscall(SYS_exit_group, 0);
     for (;;) ::pause();
   }
   hold->pid_ = static_cast<pid_t>(pid);

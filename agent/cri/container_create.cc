@@ -126,7 +126,7 @@ absl::StatusOr<v1::CreateContainerResponse> CriService::CreateContainer(
   record.set_created_at_ns(NowNs());
   record.set_bundle(ContainerBundle(id));
   record.set_rootfs_dir(ContainerRootfsDir(id));
-  record.set_cgroup_path(absl::StrCat(pod.cgroup_path(), "/", CgroupLeaf(id)));
+  record.set_cgroup_path(ChildCgroupPath(pod.cgroup_path(), id));
   *record.mutable_resources() = config.linux().resources();
 
   auto container = std::make_shared<lifecycle::ContainerObject>(record);

@@ -31,16 +31,16 @@ absl::StatusOr<v1::ExecSyncResponse> CriService::ExecSync(const v1::ExecSyncRequ
   BERTH_ASSIGN_OR_RETURN(
       *e->mutable_process(),
       ExecProcess(r, std::vector<std::string>(request.cmd().begin(), request.cmd().end())));
-  const int64_t timeout_s = ClampTimeoutSeconds(request.timeout());
+  // Timeout 0 is "no timeout" in CRI; here it is an hour (README), so that
+  // no call pins a thread of berthd's for ever. kubelet's probes always give one.
+  const int64_t timeout_s =
+      request.timeout() > 0 ? ClampTimeoutSeconds(request.timeout()) : kExecSyncNoTimeoutSeconds;
   e->set_timeout_ms(timeout_s * 1000);
   e->set_max_output_bytes(kMaxExecOutput);
   // The shim kills the command at its timeout and answers; berthd gives it
-  // the shim's own call deadline on top. Timeout 0 is "no timeout" in CRI: the
-  // call then waits as long as the command runs.
-  const absl::Duration wait =
-      timeout_s > 0 ? absl::Seconds(timeout_s) + shim::kShimCallTimeout : absl::InfiniteDuration();
-  BERTH_ASSIGN_OR_RETURN(shim::v1::Response response,
-                         shim::CallShim(r.bundle() + "/shim.sock", exec, wait));
+  // the shim's own call deadline on top.
+  const absl::Duration wait = absl::Seconds(timeout_s) + shim::kShimCallTimeout;
+  BERTH_ASSIGN_OR_RETURN(shim::v1::Response response, CallContainerShim(*container, exec, wait));
   if (response.exec().timed_out() ||
       response.code() == static_cast<int>(absl::StatusCode::kDeadlineExceeded)) {
     return absl::DeadlineExceededError(absl::StrCat("command `", absl::StrJoin(request.cmd(), " "),

@@ -27,6 +27,10 @@ absl::Status CriService::WatchExit(const std::shared_ptr<lifecycle::ContainerObj
 
 void CriService::OnExit(lifecycle::ContainerObject& container,
                         const absl::StatusOr<shim::v1::ExitStatus>& reported) {
+  {
+    absl::MutexLock lock(&container.mu);
+    container.unresponsive.clear();  // it answered, or is gone
+  }
   st::Container r = Snapshot(container);
   shim::v1::ExitStatus exit;
   std::string message;

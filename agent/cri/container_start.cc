@@ -47,8 +47,7 @@ absl::StatusOr<v1::StartContainerResponse> CriService::StartContainer(
     if (started_event) PublishContainerEvent(r.id(), r.sandbox_id(), v1::CONTAINER_STARTED_EVENT);
     if (deferred) PublishContainerEvent(r.id(), r.sandbox_id(), v1::CONTAINER_STOPPED_EVENT);
   };
-  absl::StatusOr<shim::v1::Response> started =
-      shim::CallShim(r.bundle() + "/shim.sock", shim::StartRequest());
+  absl::StatusOr<shim::v1::Response> started = CallContainerShim(*container, shim::StartRequest());
   const int64_t now = NowNs();
   if (!started.ok()) {
     bool already_stopped = false;

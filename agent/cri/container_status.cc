@@ -23,6 +23,7 @@ absl::StatusOr<v1::ContainerStatusResponse> CriService::ContainerStatus(
   }
   v1::ContainerStatusResponse response;
   *response.mutable_status() = ToCriContainerStatus(r);
+  ApplyShimHealth(*container, *response.mutable_status());
   if (request.verbose()) {
     nlohmann::json info = {
         {"pid", r.init_pid()},
@@ -63,11 +64,41 @@ absl::StatusOr<v1::ListContainersResponse> CriService::ListContainers(
     if (!sandbox_id.empty() && c->sandbox_id != sandbox_id) continue;
     st::Container r = Snapshot(*c);
     if (r.phase() == st::CREATING) continue;
-    if (f.has_state() && CriState(r) != f.state().state()) continue;
+    v1::Container out = ToCriContainer(r);
+    {
+      absl::MutexLock lock(&c->mu);
+      if (!c->unresponsive.empty()) out.set_state(v1::CONTAINER_UNKNOWN);
+    }
+    if (f.has_state() && out.state() != f.state().state()) continue;
     if (!MatchesLabels(r.config().labels(), f.label_selector())) continue;
-    *response.add_containers() = ToCriContainer(r);
+    *response.add_containers() = std::move(out);
   }
   return response;
+}
+
+absl::StatusOr<shim::v1::Response> CriService::CallContainerShim(lifecycle::ContainerObject& c,
+                                                                 const shim::v1::Request& request,
+                                                                 absl::Duration timeout) {
+  const std::string socket = Snapshot(c).bundle() + "/shim.sock";
+  absl::StatusOr<shim::v1::Response> response = shim::CallShim(socket, request, timeout);
+  absl::MutexLock lock(&c.mu);
+  if (response.ok()) {
+    c.unresponsive.clear();
+  } else if (response.status().code() == absl::StatusCode::kDeadlineExceeded) {
+    c.unresponsive = std::string(response.status().message());
+  }
+  return response;
+}
+
+void CriService::ApplyShimHealth(const lifecycle::ContainerObject& c,
+                                 v1::ContainerStatus& s) const {
+  absl::MutexLock lock(&c.mu);
+  if (c.unresponsive.empty()) return;
+  // kubelet treats UNKNOWN as "cannot tell": it neither restarts nor counts
+  // the container as running, and tries stop/remove again.
+  s.set_state(v1::CONTAINER_UNKNOWN);
+  s.set_reason("ShimUnresponsive");
+  s.set_message(absl::StrCat("berth-shim did not answer: ", c.unresponsive));
 }
 
 }  // namespace berth

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "agent/cri/cri_service.h"
 #include "agent/cri/records.h"
+#include "os/cgroup/cgroup.h"
 #include "os/log.h"
 #include "os/status.h"
 #include "shim/client.h"
@@ -42,17 +43,29 @@ absl::Status CriService::KillContainer(lifecycle::ContainerObject& c, int signal
                                        absl::Duration timeout) {
   st::Container r = Snapshot(c);
   if (r.phase() != st::CREATED && r.phase() != st::RUNNING) return absl::OkStatus();
-  const std::string socket = r.bundle() + "/shim.sock";
   if (signal != SIGKILL && timeout > absl::ZeroDuration()) {
-    absl::StatusOr<shim::v1::Response> sent = shim::CallShim(socket, shim::KillRequest(signal));
+    absl::StatusOr<shim::v1::Response> sent = CallContainerShim(c, shim::KillRequest(signal));
     if (!sent.ok()) BERTH_LOG(WARNING) << "container " << c.id << ": " << sent.status();
     if (WaitStopped(c, absl::Now() + timeout)) return absl::OkStatus();
   }
   // SIGKILL to everything in the container's cgroup: its init's children too,
   // when it shares the pod's or the host's PID namespace.
   absl::StatusOr<shim::v1::Response> killed =
-      shim::CallShim(socket, shim::KillRequest(SIGKILL, /*all=*/true));
-  if (!killed.ok()) BERTH_LOG(WARNING) << "container " << c.id << ": " << killed.status();
+      CallContainerShim(c, shim::KillRequest(SIGKILL, /*all=*/true));
+  if (!killed.ok()) {
+    BERTH_LOG(WARNING) << "container " << c.id << ": " << killed.status();
+    // The shim cannot do it: the whole cgroup, from here (cgroup.kill on v2;
+    // freeze, kill every pid, thaw on v1). The shim records the exit when it
+    // can again.
+    if (absl::StatusOr<const CgroupLayout*> layout = Cgroups();
+        layout.ok() && !r.cgroup_path().empty()) {
+      absl::StatusOr<Cgroup> cg = Cgroup::Open(**layout, r.cgroup_path());
+      if (cg.ok()) {
+        absl::Status k = cg->Kill();
+        if (!k.ok()) BERTH_LOG(WARNING) << "container " << c.id << ": kill its cgroup: " << k;
+      }
+    }
+  }
   if (WaitStopped(c, absl::Now() + kKillWait)) return absl::OkStatus();
   return absl::DeadlineExceededError(absl::StrCat(
       "container `", c.id, "` did not exit within ", absl::FormatDuration(kKillWait), " of SIGKILL",

@@ -33,7 +33,7 @@ absl::StatusOr<v1::UpdateContainerResourcesResponse> CriService::UpdateContainer
   if (!resources.ok()) return Annotate(resources.status(), "linux");
   shim::v1::Request update;
   *update.mutable_update()->mutable_resources() = *resources;
-  BERTH_RETURN_IF_ERROR(shim::CallShim(r.bundle() + "/shim.sock", update).status());
+  BERTH_RETURN_IF_ERROR(CallContainerShim(*container, update).status());
   BERTH_RETURN_IF_ERROR(
       Update(*container, [&](st::Container& rec) { *rec.mutable_resources() = request.linux(); }));
   return v1::UpdateContainerResourcesResponse();
@@ -54,7 +54,7 @@ absl::StatusOr<v1::ReopenContainerLogResponse> CriService::ReopenContainerLog(
   }
   shim::v1::Request reopen;
   reopen.mutable_reopen_log();
-  BERTH_RETURN_IF_ERROR(shim::CallShim(r.bundle() + "/shim.sock", reopen).status());
+  BERTH_RETURN_IF_ERROR(CallContainerShim(*container, reopen).status());
   return v1::ReopenContainerLogResponse();
 }
 

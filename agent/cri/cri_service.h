@@ -29,6 +29,7 @@
 #include "os/cgroup/layout.h"
 #include "prometheus/collectable.h"
 #include "prometheus/registry.h"
+#include "shim/client.h"
 
 namespace berth {
 
@@ -173,6 +174,15 @@ class CriService : public streaming::StreamRuntime {
   static absl::StatusOr<shim::v1::Process> ExecProcess(const lifecycle::state::Container& r,
                                                        const std::vector<std::string>& cmd);
 
+  // CallShim for container `c`'s shim, noting on `c` whether it answered in
+  // time (ContainerObject::unresponsive).
+  absl::StatusOr<shim::v1::Response> CallContainerShim(
+      lifecycle::ContainerObject& c, const shim::v1::Request& request,
+      absl::Duration timeout = shim::kShimCallTimeout);
+  // The CRI state, reason and message of `r` as the shim's answers last left
+  // it: UNKNOWN while the shim does not answer.
+  void ApplyShimHealth(const lifecycle::ContainerObject& c, runtime::v1::ContainerStatus& s) const;
+
   // The cgroup hierarchies (detected at Create); an error when there are none.
   absl::StatusOr<const CgroupLayout*> Cgroups() const;
 
@@ -183,9 +193,10 @@ class CriService : public streaming::StreamRuntime {
   // in the driver's form.
   absl::StatusOr<std::string> PodCgroupPath(const std::string& pod_id,
                                             const std::string& parent) const;
-  // The last part of a container's (or pause's) cgroup path: `<id>`, or the
-  // scope `berth-<id>.scope` with the systemd driver.
-  std::string CgroupLeaf(const std::string& id) const;
+  // The cgroup of container (or pause) `id` in pod cgroup `pod_path`, by the
+  // driver that made the pod's: `<pod>/<id>`, or in a slice the scope
+  // `<pod>/berth-<id>.scope`.
+  std::string ChildCgroupPath(const std::string& pod_path, const std::string& id) const;
   // A cgroup path's directory on the unified (first) hierarchy.
   std::string UnifiedDir(const std::string& path) const;
   absl::Status MakePodCgroup(const std::string& path);

@@ -31,8 +31,8 @@ absl::Status CriService::DestroySandbox(lifecycle::SandboxObject& sandbox) {
   // The pause process's cgroup normally went with its shim; the pod's own goes
   // here when berthd made it (an existing cgroup_parent is kubelet's).
   if (!r.pause_bundle().empty()) {
-    BERTH_RETURN_IF_ERROR(Annotate(
-        RemoveLeafCgroup(absl::StrCat(r.cgroup_path(), "/", CgroupLeaf(r.id()))), "pause cgroup"));
+    BERTH_RETURN_IF_ERROR(
+        Annotate(RemoveLeafCgroup(ChildCgroupPath(r.cgroup_path(), r.id())), "pause cgroup"));
   }
   if (r.cgroup_owned() && !r.cgroup_path().empty()) {
     BERTH_RETURN_IF_ERROR(Annotate(RemovePodCgroup(r.cgroup_path()), "pod cgroup"));

@@ -160,17 +160,11 @@ absl::StatusOr<v1::RunPodSandboxResponse> CriService::RunPodSandbox(
     if (!s.ok()) BERTH_LOG(ERROR) << "RunPodSandbox rollback of " << id << ": " << s;
   };
 
-  // The pod cgroup. An existing cgroup_parent is kubelet's (never removed by us).
-  BERTH_ASSIGN_OR_RETURN(const CgroupLayout* layout, Cgroups());
-  if (!record.cgroup_owned()) {
-    // A cgroup_parent no hierarchy has yet is made here, and so removed here.
-    bool exists = false;
-    for (const CgroupHierarchy& h : layout->hierarchies()) {
-      exists = exists || ::access((h.mount_point + record.cgroup_path()).c_str(), F_OK) == 0;
-    }
-    BERTH_RETURN_IF_ERROR(Update(*sandbox, [&](st::Sandbox& r) { r.set_cgroup_owned(!exists); }));
-  }
-  if (Snapshot(*sandbox).cgroup_owned()) {
+  // The pod cgroup. A cgroup_parent is the client's (kubelet makes and
+  // removes it, and other pods may share it): never made into a unit or
+  // removed here; the shims make its missing directories with cgroupfs, and
+  // systemd a missing slice when a scope is started in it.
+  if (record.cgroup_owned()) {
     BERTH_RETURN_IF_ERROR(Annotate(MakePodCgroup(record.cgroup_path()), "pod cgroup"));
   }
 
@@ -212,7 +206,7 @@ absl::StatusOr<v1::RunPodSandboxResponse> CriService::RunPodSandbox(
     pause.net_ns = record.net_ns();
     pause.ipc_ns = record.ipc_ns();
     pause.uts_ns = record.uts_ns();
-    pause.cgroup_path = absl::StrCat(record.cgroup_path(), "/", CgroupLeaf(id));
+    pause.cgroup_path = ChildCgroupPath(record.cgroup_path(), id);
     shim::v1::Resources none;
     BERTH_ASSIGN_OR_RETURN(std::unique_ptr<ScopeHold> scope, MakeScope(pause.cgroup_path, none));
     BERTH_ASSIGN_OR_RETURN(shim::LaunchedShim launched,

@@ -26,6 +26,9 @@ inline int64_t ClampTimeoutSeconds(int64_t seconds) {
   return seconds < int64_t{315360000} ? seconds : int64_t{315360000};
 }
 
+// What an ExecSync with timeout 0 ("none" in CRI) gets: an hour.
+inline constexpr int64_t kExecSyncNoTimeoutSeconds = 3600;
+
 // The time now in nanoseconds since the epoch (CRI timestamps).
 int64_t NowNs();
 

@@ -107,6 +107,8 @@ absl::Status CriService::Recover() {
       BERTH_LOG(WARNING) << "container " << r.id() << ": shim unresponsive at start-up ("
                          << st.status() << "); kept " << st::Phase_Name(r.phase())
                          << " and watched";
+      absl::MutexLock lock(&c->mu);
+      c->unresponsive = std::string(st.status().message());
     }
     if (unresponsive || (st.ok() && st->state().state() != shim::v1::STOPPED)) {
       if (st.ok() && st->state().state() == shim::v1::RUNNING && r.phase() == st::CREATED) {

@@ -55,6 +55,11 @@ struct ContainerObject {
   // exit seen meanwhile (a process that ends at once) has its STOPPED event
   // sent by StartContainer after STARTED, so events keep their order.
   bool starting ABSL_GUARDED_BY(mu) = false;
+  // Why the shim did not answer its last call within the deadline (a hostile
+  // container can stop it); empty once it answers again. While set, CRI
+  // reports the container UNKNOWN with this reason: its recorded state may be
+  // stale. Not persisted: a restarted berthd asks every shim again.
+  std::string unresponsive ABSL_GUARDED_BY(mu);
   bool stop_event_deferred ABSL_GUARDED_BY(mu) = false;
   // Signalled when the record reaches STOPPED (exit monitor).
   absl::CondVar exited;

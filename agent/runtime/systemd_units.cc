@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -22,7 +23,7 @@ constexpr uint64_t kCallTimeoutUs = 10'000'000;        // one D-Bus call
 constexpr absl::Duration kSettle = absl::Seconds(10);  // a unit's cgroup to appear or go
 
 struct BusCloser {
-  void operator()(sd_bus* b) const { sd_bus_flush_close_unref(b); }
+  void operator()(sd_bus* b) const { sd_bus_close_unref(b); }
 };
 struct MessageUnref {
   void operator()(sd_bus_message* m) const { sd_bus_message_unref(m); }
@@ -119,6 +120,9 @@ absl::Status StartTransient(const std::string& name, const std::string& slice, p
   // Not ordered before shutdown.target: at shutdown, containers are
   // stopped by their runtime, not by systemd first (as runc's scopes).
   BERTH_BUS(sd_bus_message_append(msg, "(sv)", "DefaultDependencies", "b", 0), what);
+  // A unit that failed (systemd < 253 fails a scope on an OOM kill) is
+  // unloaded as soon as it stops, not left in PID 1.
+  BERTH_BUS(sd_bus_message_append(msg, "(sv)", "CollectMode", "s", "inactive-or-failed"), what);
   if (pid > 0) {
     BERTH_BUS(sd_bus_message_append(msg, "(sv)", "PIDs", "au", 1, static_cast<uint32_t>(pid)),
               what);
@@ -142,6 +146,21 @@ absl::Status StartTransient(const std::string& name, const std::string& slice, p
     }
     if (limits->tasks_max) {
       BERTH_BUS(sd_bus_message_append(msg, "(sv)", "TasksMax", "t", *limits->tasks_max), what);
+    }
+    if (limits->cpu_quota_period_us) {
+      BERTH_BUS(sd_bus_message_append(msg, "(sv)", "CPUQuotaPeriodUSec", "t",
+                                      *limits->cpu_quota_period_us),
+                what);
+    }
+    if (limits->memory_swap_max) {
+      BERTH_BUS(sd_bus_message_append(msg, "(sv)", "MemorySwapMax", "t", *limits->memory_swap_max),
+                what);
+    }
+    for (const auto& [key, value] : limits->memory_qos) {
+      const char* property = key == "memory.min"   ? "MemoryMin"
+                             : key == "memory.low" ? "MemoryLow"
+                                                   : "MemoryHigh";
+      BERTH_BUS(sd_bus_message_append(msg, "(sv)", property, "t", value), what);
     }
     if (!limits->allowed_cpus.empty()) {
       BERTH_BUS(sd_bus_message_open_container(msg, 'r', "sv"), what);
@@ -180,7 +199,22 @@ absl::StatusOr<std::string> SliceCgroupPath(absl::string_view name) {
   for (absl::string_view part : absl::StrSplit(base, '-')) {
     if (part.empty()) return bad("a leading, trailing or doubled `-`");
     absl::StrAppend(&prefix, prefix.empty() ? "" : "-", part);
-    absl::StrAppend(&path, "/", prefix, ".slice");
+    // systemd escapes a cgroup name that could be taken for a control file
+    // (cg_escape: a leading `_` or `.`, `cgroup.`, `<controller>.`); berth
+    // does not, and refuses such a name rather than guess its directory.
+    const std::string level = absl::StrCat(prefix, ".slice");
+    static constexpr const char* kControllers[] = {
+        "cpu",  "cpuacct", "cpuset",  "io",      "blkio",   "memory",   "devices",    "pids",
+        "rdma", "misc",    "hugetlb", "freezer", "net_cls", "net_prio", "perf_event", "cgroup"};
+    bool escaped = level[0] == '_' || level[0] == '.';
+    for (const char* c : kControllers) {
+      escaped = escaped || absl::StartsWith(level, absl::StrCat(c, "."));
+    }
+    if (escaped) {
+      return bad(absl::StrCat("its level `", level,
+                              "` needs systemd's cgroup-name escaping, which berth does not do"));
+    }
+    absl::StrAppend(&path, "/", level);
   }
   return path;
 }

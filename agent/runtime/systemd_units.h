@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,13 +45,19 @@ absl::StatusOr<std::string> SliceCgroupPath(absl::string_view name);
 // "a-b.slice"); "/" is "-.slice".
 std::string SliceOfPath(absl::string_view path);
 
-// Limits systemd keeps as unit properties (systemd.resource-control(5)).
+// Limits systemd keeps as unit properties (systemd.resource-control(5)):
+// what systemd would otherwise write over on a daemon-reload is given as a
+// property too. UINT64_MAX is "infinity".
 struct UnitLimits {
   std::optional<uint64_t> cpu_weight;            // CPUWeight, 1..10000
   std::optional<uint64_t> cpu_quota_per_sec_us;  // CPUQuotaPerSecUSec
+  std::optional<uint64_t> cpu_quota_period_us;   // CPUQuotaPeriodUSec
   std::optional<uint64_t> memory_max;            // MemoryMax, bytes
-  std::optional<uint64_t> tasks_max;             // TasksMax
-  std::vector<uint8_t> allowed_cpus;             // AllowedCPUs, a bitmask; empty: unset
+  std::optional<uint64_t> memory_swap_max;       // MemorySwapMax, bytes
+  // memory.min/low/high (kubelet's MemoryQoS) as MemoryMin/MemoryLow/MemoryHigh.
+  std::map<std::string, uint64_t> memory_qos;
+  std::optional<uint64_t> tasks_max;  // TasksMax
+  std::vector<uint8_t> allowed_cpus;  // AllowedCPUs, a bitmask; empty: unset
 };
 
 // A transient scope `name` in `slice` holding `pid`, Delegate=yes, with

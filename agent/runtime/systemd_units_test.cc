@@ -26,8 +26,9 @@ TEST(SliceCgroupPathTest, DashesAreNesting) {
 }
 
 TEST(SliceCgroupPathTest, WhatSystemdRefusesIsRefusedNamingTheSlice) {
-  for (const char* bad : {"kubepods", ".slice", "a--b.slice", "-a.slice", "a-.slice", "a/b.slice",
-                          "a b.slice", "/kubepods.slice"}) {
+  for (const char* bad :
+       {"kubepods", ".slice", "a--b.slice", "-a.slice", "a-.slice", "a/b.slice", "a b.slice",
+        "/kubepods.slice", "cpu-x.slice", "_a.slice", "memory.slice"}) {
     EXPECT_THAT(SliceCgroupPath(bad), StatusIs(absl::StatusCode::kInvalidArgument,
                                                HasSubstr(absl::StrCat("slice `", bad, "`"))))
         << bad;

@@ -170,9 +170,9 @@ TEST_F(LifecycleTest, OomKilledContainerReportsOOMKilled) {
 }
 
 // The cgroupfs driver (this host is not pure v2 with systemd): RuntimeConfig
-// says so, a slice name is refused naming the field, and a cgroup_parent no
-// hierarchy has yet is made for the pod and removed with it (before, berthd
-// took every cgroup_parent for kubelet's and left the ones it made).
+// says so, a slice name is refused naming the field, and a cgroup_parent is
+// the client's: its containers' cgroups go below it, and it stays when the
+// pod goes (other pods may share it; kubelet removes its own).
 TEST_F(LifecycleTest, CgroupParentFollowsTheCgroupfsDriver) {
   v1::RuntimeConfigRequest creq;
   v1::RuntimeConfigResponse cresp;
@@ -199,12 +199,13 @@ TEST_F(LifecycleTest, CgroupParentFollowsTheCgroupfsDriver) {
   EXPECT_EQ(::access((memory + "/" + *id).c_str(), F_OK), 0);
   ASSERT_THAT(StopPod(*pod), IsOk());
   ASSERT_THAT(RemovePod(*pod), IsOk());
-  EXPECT_NE(::access(memory.c_str(), F_OK), 0) << memory << " outlived its pod";
-  // The level above is kubelet's part, here the test's (TearDown finds any
-  // other leftover).
+  EXPECT_NE(::access((memory + "/" + *id).c_str(), F_OK), 0);
+  EXPECT_EQ(::access(memory.c_str(), F_OK), 0) << memory << ": the client's, removed";
+  // kubelet's part, here the test's (TearDown finds any other leftover).
   absl::StatusOr<CgroupLayout> layout = CgroupLayout::Detect();
   ASSERT_THAT(layout.status(), IsOk());
   for (const CgroupHierarchy& h : layout->hierarchies()) {
+    ::rmdir((h.mount_point + path).c_str());
     ::rmdir((h.mount_point + cgroup_root_ + "/kubepods").c_str());
   }
 }

@@ -69,6 +69,8 @@ TEST_F(SystemdGuestTest, PodsAreSlicesContainersAreScopesAndNothingOutlivesThem)
   const std::string uid = RandomHex(8);
   const std::string slice = absl::StrCat("kubepods-burstable-pod", uid, ".slice");
   const std::string slice_path = absl::StrCat("/kubepods.slice/kubepods-burstable.slice/", slice);
+  // kubelet makes the pod's slice before it asks for the pod, and removes it.
+  ASSERT_THAT(lifecycle::StartSlice(slice, "/sys/fs/cgroup" + slice_path), IsOk());
   v1::PodSandboxConfig pod_config = PodConfig("sd", /*host_network=*/true);
   pod_config.mutable_linux()->set_cgroup_parent(slice);
   // A shared PID namespace: the pod has a pause process, in a scope of its own.
@@ -87,6 +89,14 @@ TEST_F(SystemdGuestTest, PodsAreSlicesContainersAreScopesAndNothingOutlivesThem)
   r->set_cpu_quota(50000);
   r->set_cpu_shares(512);
   r->set_cpuset_cpus("0");
+  // As kubelet sends for every page size the node has, 0 when the pod asks
+  // for none: systemd never hands hugetlb down its slices, berthd does.
+  const bool hugetlb = ::access("/sys/kernel/mm/hugepages/hugepages-2048kB", F_OK) == 0;
+  if (hugetlb) {
+    v1::HugepageLimit* h = r->add_hugepage_limits();
+    h->set_page_size("2MB");
+    h->set_limit(0);
+  }
   absl::StatusOr<std::string> id = CreateContainer(*pod, config, pod_config);
   ASSERT_THAT(id.status(), IsOk());
   ASSERT_THAT(StartContainer(*id), IsOk());
@@ -98,6 +108,10 @@ TEST_F(SystemdGuestTest, PodsAreSlicesContainersAreScopesAndNothingOutlivesThem)
   EXPECT_EQ(Property(scope, "MemoryMax"), "67108864");
   EXPECT_EQ(Property(scope, "CPUQuotaPerSecUSec"), "500ms");
   EXPECT_EQ(Property(scope, "AllowedCPUs"), "0");
+  EXPECT_EQ(Property(scope, "TasksMax"), "infinity");  // not systemd's 15% of pid_max
+  if (hugetlb) {
+    EXPECT_EQ(Read(dir + "/hugetlb.2MB.max"), "0");
+  }
   EXPECT_EQ(Read(dir + "/memory.max"), "67108864");
   EXPECT_EQ(Read(dir + "/cpu.max"), "50000 100000");
   // systemctl shows the scope in the pod's slice, and the container's process in it.
@@ -130,11 +144,10 @@ TEST_F(SystemdGuestTest, PodsAreSlicesContainersAreScopesAndNothingOutlivesThem)
     }
     EXPECT_EQ(state, "not-found") << unit << " " << Property(unit, "ActiveState");
   }
-  // systemd makes up any slice asked about (`systemctl show nosuch.slice` is
-  // "loaded", "inactive"): the slice berthd made is stopped, its cgroup gone.
-  EXPECT_EQ(Property(slice, "ActiveState"), "inactive");
   EXPECT_NE(::access(dir.c_str(), F_OK), 0);
-  EXPECT_NE(::access(("/sys/fs/cgroup" + slice_path).c_str(), F_OK), 0);
+  // The pod's slice is kubelet's: still there, until kubelet stops it.
+  EXPECT_EQ(Property(slice, "ActiveState"), "active");
+  EXPECT_THAT(lifecycle::StopUnit(slice, "/sys/fs/cgroup" + slice_path), IsOk());
 }
 
 TEST_F(SystemdGuestTest, APodWithoutParentGetsASliceOfBerthsAndPathsAreRefused) {
@@ -147,10 +160,15 @@ TEST_F(SystemdGuestTest, APodWithoutParentGetsASliceOfBerthsAndPathsAreRefused) 
   const std::string scope = absl::StrCat("berth-", *id, ".scope");
   const std::string cgroup = Property(scope, "ControlGroup");
   // --cgroup-root=/berth-test-<hex>: the slice family berth-test-<hex>-<pod>.slice.
-  EXPECT_THAT(cgroup, HasSubstr(absl::StrCat(cgroup_root_.substr(1), "-", *pod, ".slice/", scope)));
+  const std::string slice = absl::StrCat(cgroup_root_.substr(1), "-", *pod, ".slice");
+  EXPECT_THAT(cgroup, HasSubstr(absl::StrCat(slice, "/", scope)));
   ASSERT_THAT(StopPod(*pod), IsOk());
   ASSERT_THAT(RemovePod(*pod), IsOk());
   EXPECT_EQ(Property(scope, "LoadState"), "not-found");
+  // systemd makes up any slice asked about (`systemctl show nosuch.slice` is
+  // "loaded", "inactive"): the slice berthd made is stopped, its cgroup gone.
+  EXPECT_EQ(Property(slice, "ActiveState"), "inactive");
+  EXPECT_NE(::access(("/sys/fs/cgroup" + cgroup.substr(0, cgroup.rfind('/'))).c_str(), F_OK), 0);
 
   v1::PodSandboxConfig path = PodConfig("path", /*host_network=*/true);
   path.mutable_linux()->set_cgroup_parent("/kubepods/pod1");

@@ -25,6 +25,19 @@ std::string Show(const std::vector<RegistryEndpoint>& eps) {
   return out;
 }
 
+// What tests/fuzz/image_fuzzer found: bytes TOML forbids inside a literal
+// string made Debian's toml11 read past its buffer (ASan: heap-buffer-
+// overflow in parse_literal_string). They are refused before it parses.
+TEST(HostsTest, TextTomlForbidsIsRefusedBeforeTheParserSeesIt) {
+  EXPECT_THAT(ParseHostsToml("r.example", "server = ' \xd4\xc5\x8b\x8fst\xf7'\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       HasSubstr("hosts.toml: byte 11 is not UTF-8 text TOML allows")));
+  EXPECT_THAT(ParseHostsToml("r.example", "server = 'a\x01b'\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument, HasSubstr("byte 11")));
+  EXPECT_THAT(ParseHostsToml("r.example", "server = \"https://r.example\" # caf\xc3\xa9\n"),
+              IsOk());
+}
+
 TEST(HostsTest, DefaultsWithoutAFile) {
   berth::testing::TempDir dir;
   absl::StatusOr<std::vector<RegistryEndpoint>> eps = ResolveEndpoints(dir.path(), "docker.io");

@@ -306,26 +306,19 @@ absl::Status Cgroup::AddProcess(pid_t pid) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<pid_t>> Cgroup::Pids() const {
-  std::vector<pid_t> all;
-  for (const CgroupHierarchy& h : layout_->hierarchies()) {
-    absl::StatusOr<std::vector<pid_t>> pids = ReadPids(h.mount_point + path_);
-    if (!pids.ok()) {
-      if (absl::IsNotFound(pids.status())) continue;
-      return pids.status();
-    }
-    all.insert(all.end(), pids->begin(), pids->end());
-  }
-  std::sort(all.begin(), all.end());
-  all.erase(std::unique(all.begin(), all.end()), all.end());
-  return all;
-}
+absl::StatusOr<std::vector<pid_t>> Cgroup::Pids() const { return CollectPids(false); }
 
-absl::StatusOr<std::vector<pid_t>> Cgroup::SubtreePids() const {
+absl::StatusOr<std::vector<pid_t>> Cgroup::SubtreePids() const { return CollectPids(true); }
+
+absl::StatusOr<std::vector<pid_t>> Cgroup::CollectPids(bool subtree) const {
   std::vector<pid_t> all;
   for (const CgroupHierarchy& h : layout_->hierarchies()) {
     std::vector<std::string> dirs;
-    Subtree(h.mount_point + path_, 0, dirs);
+    if (subtree) {
+      Subtree(h.mount_point + path_, 0, dirs);
+    } else {
+      dirs.push_back(h.mount_point + path_);
+    }
     for (const std::string& dir : dirs) {
       absl::StatusOr<std::vector<pid_t>> pids = ReadPids(dir);
       if (!pids.ok()) {

@@ -105,6 +105,8 @@ class Cgroup {
 
  private:
   Cgroup(const CgroupLayout& layout, std::string path);
+  // The pids of this cgroup's directories (and, with `subtree`, of those below).
+  absl::StatusOr<std::vector<pid_t>> CollectPids(bool subtree) const;
 
   const CgroupLayout* layout_;
   std::string path_;

@@ -28,8 +28,8 @@
 namespace berth::testing {
 namespace {
 
-using ::testing::HasSubstr;
 using ::berth::testing::StatusIs;
+using ::testing::HasSubstr;
 
 constexpr char kV2[] = "/sys/fs/cgroup";
 

@@ -283,7 +283,9 @@ absl::StatusOr<Profile> ParseProfile(absl::string_view json) {
   Json j;
   try {
     j = Json::parse(json.begin(), json.end());
-  } catch (const Json::parse_error& e) {
+  } catch (const Json::exception& e) {
+    // Not only parse_error: a number too large for a double is out_of_range
+    // (406), and escaped from here to std::terminate (tests/fuzz found it).
     return absl::InvalidArgumentError(absl::StrCat("invalid JSON: ", e.what()));
   }
   if (!j.is_object()) return absl::InvalidArgumentError("profile: must be a JSON object");

@@ -35,6 +35,47 @@ namespace berth {
 
 namespace v1 = runtime::v1;
 
+namespace {
+
+// The unit properties for `r` (an update: only what it sets).
+absl::StatusOr<lifecycle::UnitLimits> UnitLimitsFor(const shim::v1::Resources& r, bool update) {
+  lifecycle::UnitLimits limits;
+  if (r.has_cpu_shares()) limits.cpu_weight = CpuSharesToWeight(r.cpu_shares());
+  if (r.has_cpu_quota_us() && r.cpu_quota_us() > 0) {
+    const uint64_t period =
+        r.has_cpu_period_us() && r.cpu_period_us() > 0 ? r.cpu_period_us() : 100000;
+    // systemd keeps whole percents of a CPU (10 ms per second): round up, as runc does.
+    uint64_t per_sec = static_cast<uint64_t>(r.cpu_quota_us()) * 1000000 / period;
+    per_sec = (per_sec + 9999) / 10000 * 10000;
+    limits.cpu_quota_per_sec_us = per_sec;
+  }
+  if (r.has_memory_limit() && r.memory_limit() > 0) limits.memory_max = r.memory_limit();
+  // Unset is no limit, as with cgroupfs - not systemd's DefaultTasksMax (15%
+  // of pid_max), which it would otherwise give every scope.
+  if (r.has_pids_max() || !update) {
+    limits.tasks_max =
+        r.has_pids_max() && r.pids_max() > 0 ? static_cast<uint64_t>(r.pids_max()) : UINT64_MAX;
+  }
+  if (r.has_swap_max()) limits.memory_swap_max = r.swap_max() < 0 ? UINT64_MAX : r.swap_max();
+  for (const char* key : {"memory.min", "memory.low", "memory.high"}) {
+    auto it = r.unified().find(key);
+    if (it == r.unified().end()) continue;
+    uint64_t v = UINT64_MAX;
+    if (it->second != "max" && !absl::SimpleAtoi(it->second, &v)) continue;  // the shim says why
+    limits.memory_qos[key] = v;
+  }
+  if (r.has_cpu_period_us() && r.cpu_period_us() > 0)
+    limits.cpu_quota_period_us = r.cpu_period_us();
+  if (r.has_cpuset_cpus() && !r.cpuset_cpus().empty()) {
+    absl::StatusOr<std::vector<uint8_t>> mask = lifecycle::CpuListMask(r.cpuset_cpus());
+    if (!mask.ok()) return Annotate(mask.status(), "cpuset_cpus");
+    limits.allowed_cpus = *std::move(mask);
+  }
+  return limits;
+}
+
+}  // namespace
+
 absl::Status CriService::ResolveCgroupDriver() {
   const std::string& d = options_.cgroup_driver;
   const bool unified = cgroups_.ok() && cgroups_->mode() == CgroupMode::kUnified;
@@ -150,40 +191,17 @@ CriService::ScopeHold::~ScopeHold() {
   }
 }
 
+absl::Status CriService::UpdateScope(const std::string& path, const shim::v1::Resources& r) {
+  if (!absl::EndsWith(path, ".scope")) return absl::OkStatus();
+  BERTH_ASSIGN_OR_RETURN(lifecycle::UnitLimits limits, UnitLimitsFor(r, /*update=*/true));
+  return lifecycle::SetUnitLimits(path.substr(path.rfind('/') + 1), limits);
+}
+
 absl::StatusOr<std::unique_ptr<CriService::ScopeHold>> CriService::MakeScope(
     const std::string& path, const shim::v1::Resources& r) {
   auto hold = std::make_unique<ScopeHold>();
   if (!absl::EndsWith(path, ".scope")) return hold;
-  lifecycle::UnitLimits limits;
-  if (r.has_cpu_shares()) limits.cpu_weight = CpuSharesToWeight(r.cpu_shares());
-  if (r.has_cpu_quota_us() && r.cpu_quota_us() > 0) {
-    const uint64_t period =
-        r.has_cpu_period_us() && r.cpu_period_us() > 0 ? r.cpu_period_us() : 100000;
-    // systemd keeps whole percents of a CPU (10 ms per second): round up, as runc does.
-    uint64_t per_sec = static_cast<uint64_t>(r.cpu_quota_us()) * 1000000 / period;
-    per_sec = (per_sec + 9999) / 10000 * 10000;
-    limits.cpu_quota_per_sec_us = per_sec;
-  }
-  if (r.has_memory_limit() && r.memory_limit() > 0) limits.memory_max = r.memory_limit();
-  // Unset is no limit, as with cgroupfs - not systemd's DefaultTasksMax (15%
-  // of pid_max), which it would otherwise give every scope.
-  limits.tasks_max =
-      r.has_pids_max() && r.pids_max() > 0 ? static_cast<uint64_t>(r.pids_max()) : UINT64_MAX;
-  if (r.has_swap_max()) limits.memory_swap_max = r.swap_max() < 0 ? UINT64_MAX : r.swap_max();
-  for (const char* key : {"memory.min", "memory.low", "memory.high"}) {
-    auto it = r.unified().find(key);
-    if (it == r.unified().end()) continue;
-    uint64_t v = UINT64_MAX;
-    if (it->second != "max" && !absl::SimpleAtoi(it->second, &v)) continue;  // the shim says why
-    limits.memory_qos[key] = v;
-  }
-  if (r.has_cpu_period_us() && r.cpu_period_us() > 0)
-    limits.cpu_quota_period_us = r.cpu_period_us();
-  if (r.has_cpuset_cpus() && !r.cpuset_cpus().empty()) {
-    absl::StatusOr<std::vector<uint8_t>> mask = lifecycle::CpuListMask(r.cpuset_cpus());
-    if (!mask.ok()) return Annotate(mask.status(), "cpuset_cpus");
-    limits.allowed_cpus = *std::move(mask);
-  }
+  BERTH_ASSIGN_OR_RETURN(lifecycle::UnitLimits limits, UnitLimitsFor(r, /*update=*/false));
   // A bare clone (no atfork handlers run in a threaded berthd) that only
   // waits; it dies with the thread that made it, should berthd die first.
   const pid_t parent = ::getpid();

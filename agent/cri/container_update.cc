@@ -33,6 +33,7 @@ absl::StatusOr<v1::UpdateContainerResourcesResponse> CriService::UpdateContainer
   if (!resources.ok()) return Annotate(resources.status(), "linux");
   shim::v1::Request update;
   *update.mutable_update()->mutable_resources() = *resources;
+  BERTH_RETURN_IF_ERROR(Annotate(UpdateScope(r.cgroup_path(), *resources), "linux"));
   BERTH_RETURN_IF_ERROR(CallContainerShim(*container, update).status());
   BERTH_RETURN_IF_ERROR(
       Update(*container, [&](st::Container& rec) { *rec.mutable_resources() = request.linux(); }));

@@ -219,6 +219,9 @@ class CriService : public streaming::StreamRuntime {
   };
   // With the systemd driver, makes the scope for the leaf cgroup `path` with
   // `r` as unit properties; with cgroupfs, nothing (the shim makes the dir).
+  // With the systemd driver, gives the scope of `path` what an update sets,
+  // as unit properties (a daemon-reload then keeps it); else nothing.
+  absl::Status UpdateScope(const std::string& path, const shim::v1::Resources& r);
   absl::StatusOr<std::unique_ptr<ScopeHold>> MakeScope(const std::string& path,
                                                        const shim::v1::Resources& r);
   // Shims berthd launched are its children: reaped after their delete. Shims

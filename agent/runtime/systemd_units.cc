@@ -105,6 +105,54 @@ bool UnitChar(char c) {
     if (int r_ = (expr); r_ < 0) return BusError(r_, what); \
   } while (0)
 
+// Appends `limits` as (sv) properties to an open a(sv) container.
+absl::Status AppendLimits(sd_bus_message* msg, const UnitLimits& limits, const std::string& what) {
+  // Accounting on, so that systemd enables the controllers up the tree.
+  for (const char* a : {"CPUAccounting", "MemoryAccounting", "TasksAccounting", "IOAccounting"}) {
+    BERTH_BUS(sd_bus_message_append(msg, "(sv)", a, "b", 1), what);
+  }
+  if (limits.cpu_weight) {
+    BERTH_BUS(sd_bus_message_append(msg, "(sv)", "CPUWeight", "t", *limits.cpu_weight), what);
+  }
+  if (limits.cpu_quota_per_sec_us) {
+    BERTH_BUS(
+        sd_bus_message_append(msg, "(sv)", "CPUQuotaPerSecUSec", "t", *limits.cpu_quota_per_sec_us),
+        what);
+  }
+  if (limits.memory_max) {
+    BERTH_BUS(sd_bus_message_append(msg, "(sv)", "MemoryMax", "t", *limits.memory_max), what);
+  }
+  if (limits.tasks_max) {
+    BERTH_BUS(sd_bus_message_append(msg, "(sv)", "TasksMax", "t", *limits.tasks_max), what);
+  }
+  if (limits.cpu_quota_period_us) {
+    BERTH_BUS(
+        sd_bus_message_append(msg, "(sv)", "CPUQuotaPeriodUSec", "t", *limits.cpu_quota_period_us),
+        what);
+  }
+  if (limits.memory_swap_max) {
+    BERTH_BUS(sd_bus_message_append(msg, "(sv)", "MemorySwapMax", "t", *limits.memory_swap_max),
+              what);
+  }
+  for (const auto& [key, value] : limits.memory_qos) {
+    const char* property = key == "memory.min"   ? "MemoryMin"
+                           : key == "memory.low" ? "MemoryLow"
+                                                 : "MemoryHigh";
+    BERTH_BUS(sd_bus_message_append(msg, "(sv)", property, "t", value), what);
+  }
+  if (!limits.allowed_cpus.empty()) {
+    BERTH_BUS(sd_bus_message_open_container(msg, 'r', "sv"), what);
+    BERTH_BUS(sd_bus_message_append(msg, "s", "AllowedCPUs"), what);
+    BERTH_BUS(sd_bus_message_open_container(msg, 'v', "ay"), what);
+    BERTH_BUS(sd_bus_message_append_array(msg, 'y', limits.allowed_cpus.data(),
+                                          limits.allowed_cpus.size()),
+              what);
+    BERTH_BUS(sd_bus_message_close_container(msg), what);
+    BERTH_BUS(sd_bus_message_close_container(msg), what);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status StartTransient(const std::string& name, const std::string& slice, pid_t pid,
                             const UnitLimits* limits, const std::string& cgroup_dir) {
   BERTH_ASSIGN_OR_RETURN(Bus bus, Connect());
@@ -128,51 +176,7 @@ absl::Status StartTransient(const std::string& name, const std::string& slice, p
               what);
     BERTH_BUS(sd_bus_message_append(msg, "(sv)", "Delegate", "b", 1), what);
   }
-  if (limits != nullptr) {
-    // Accounting on, so that systemd enables the controllers up the tree.
-    for (const char* a : {"CPUAccounting", "MemoryAccounting", "TasksAccounting", "IOAccounting"}) {
-      BERTH_BUS(sd_bus_message_append(msg, "(sv)", a, "b", 1), what);
-    }
-    if (limits->cpu_weight) {
-      BERTH_BUS(sd_bus_message_append(msg, "(sv)", "CPUWeight", "t", *limits->cpu_weight), what);
-    }
-    if (limits->cpu_quota_per_sec_us) {
-      BERTH_BUS(sd_bus_message_append(msg, "(sv)", "CPUQuotaPerSecUSec", "t",
-                                      *limits->cpu_quota_per_sec_us),
-                what);
-    }
-    if (limits->memory_max) {
-      BERTH_BUS(sd_bus_message_append(msg, "(sv)", "MemoryMax", "t", *limits->memory_max), what);
-    }
-    if (limits->tasks_max) {
-      BERTH_BUS(sd_bus_message_append(msg, "(sv)", "TasksMax", "t", *limits->tasks_max), what);
-    }
-    if (limits->cpu_quota_period_us) {
-      BERTH_BUS(sd_bus_message_append(msg, "(sv)", "CPUQuotaPeriodUSec", "t",
-                                      *limits->cpu_quota_period_us),
-                what);
-    }
-    if (limits->memory_swap_max) {
-      BERTH_BUS(sd_bus_message_append(msg, "(sv)", "MemorySwapMax", "t", *limits->memory_swap_max),
-                what);
-    }
-    for (const auto& [key, value] : limits->memory_qos) {
-      const char* property = key == "memory.min"   ? "MemoryMin"
-                             : key == "memory.low" ? "MemoryLow"
-                                                   : "MemoryHigh";
-      BERTH_BUS(sd_bus_message_append(msg, "(sv)", property, "t", value), what);
-    }
-    if (!limits->allowed_cpus.empty()) {
-      BERTH_BUS(sd_bus_message_open_container(msg, 'r', "sv"), what);
-      BERTH_BUS(sd_bus_message_append(msg, "s", "AllowedCPUs"), what);
-      BERTH_BUS(sd_bus_message_open_container(msg, 'v', "ay"), what);
-      BERTH_BUS(sd_bus_message_append_array(msg, 'y', limits->allowed_cpus.data(),
-                                            limits->allowed_cpus.size()),
-                what);
-      BERTH_BUS(sd_bus_message_close_container(msg), what);
-      BERTH_BUS(sd_bus_message_close_container(msg), what);
-    }
-  }
+  if (limits != nullptr) BERTH_RETURN_IF_ERROR(AppendLimits(msg, *limits, what));
   BERTH_BUS(sd_bus_message_close_container(msg), what);
   BERTH_BUS(sd_bus_message_append(msg, "a(sa(sv))", 0), what);
   BERTH_RETURN_IF_ERROR(Call(bus.get(), msg, what));
@@ -250,6 +254,18 @@ absl::Status StartScope(const std::string& name, const std::string& slice, pid_t
 
 absl::Status StartSlice(const std::string& name, const std::string& cgroup_dir) {
   return StartTransient(name, "", 0, nullptr, cgroup_dir);
+}
+
+absl::Status SetUnitLimits(const std::string& name, const UnitLimits& limits) {
+  BERTH_ASSIGN_OR_RETURN(Bus bus, Connect());
+  BERTH_ASSIGN_OR_RETURN(Message m, NewCall(bus.get(), "SetUnitProperties"));
+  const std::string what = absl::StrCat("set the limits of ", name);
+  // runtime: not written to /etc (a transient unit has no file there).
+  BERTH_BUS(sd_bus_message_append(m.get(), "sb", name.c_str(), 1), what);
+  BERTH_BUS(sd_bus_message_open_container(m.get(), 'a', "(sv)"), what);
+  BERTH_RETURN_IF_ERROR(AppendLimits(m.get(), limits, what));
+  BERTH_BUS(sd_bus_message_close_container(m.get()), what);
+  return Call(bus.get(), m.get(), what);
 }
 
 absl::Status StopUnit(const std::string& name, const std::string& cgroup_dir) {

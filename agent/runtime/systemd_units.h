@@ -65,6 +65,9 @@ struct UnitLimits {
 // after a deadline).
 absl::Status StartScope(const std::string& name, const std::string& slice, pid_t pid,
                         const UnitLimits& limits, const std::string& cgroup_dir);
+// Sets `limits` on unit `name` (SetUnitProperties, runtime): what
+// UpdateContainerResources changed, so that a daemon-reload keeps it.
+absl::Status SetUnitLimits(const std::string& name, const UnitLimits& limits);
 // A transient slice `name` (its parents are made by systemd as needed);
 // returns once `cgroup_dir` exists.
 absl::Status StartSlice(const std::string& name, const std::string& cgroup_dir);

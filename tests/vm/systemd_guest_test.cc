@@ -133,6 +133,16 @@ TEST_F(SystemdGuestTest, PodsAreSlicesContainersAreScopesAndNothingOutlivesThem)
   ASSERT_THAT(out.status(), IsOk());
   EXPECT_EQ(out->stdout(), "still here\n");
 
+  // An update reaches the scope's properties too, so a daemon-reload keeps it.
+  v1::UpdateContainerResourcesRequest update;
+  update.set_container_id(*id);
+  update.mutable_linux()->set_memory_limit_in_bytes(32 << 20);
+  v1::UpdateContainerResourcesResponse updated;
+  grpc::Status us = runtime_->UpdateContainerResources(Ctx().get(), update, &updated);
+  ASSERT_TRUE(us.ok()) << us.error_message();
+  EXPECT_EQ(Property(scope, "MemoryMax"), "33554432");
+  EXPECT_EQ(Output("systemctl daemon-reload; cat " + dir + "/memory.max"), "33554432");
+
   // Removal leaves no unit: not the scopes, not the slice berthd made.
   ASSERT_THAT(StopPod(*pod), IsOk());
   ASSERT_THAT(RemovePod(*pod), IsOk());

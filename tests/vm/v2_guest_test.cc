@@ -239,6 +239,74 @@ TEST_F(V2GuestTest, OnlyDevicesGivenCanBeOpened) {
   EXPECT_THAT(write.stderr(), HasSubstr("Operation not permitted"));
 }
 
+// /metrics on a v2 kernel: berthd's cAdvisor families against the files they
+// come from, read by hand right after the scrape.
+class V2MetricsTest : public V2GuestTest {
+ protected:
+  void SetUp() override {
+    port_ = PickFreePort();
+    // Every scrape reads the cgroups first (no read-behind cache).
+    extra_flags_ = {absl::StrCat("--metrics-address=127.0.0.1:", port_), "--metrics-max-age=0"};
+    V2GuestTest::SetUp();
+  }
+  // The value of `family`'s series for container `name` on `page`, or -1.
+  static double Value(const std::string& page, const std::string& family, const std::string& name) {
+    for (absl::string_view line : absl::StrSplit(page, '\n')) {
+      if (!absl::StartsWith(line, family + "{") ||
+          !absl::StrContains(line, absl::StrCat("container=\"", name, "\""))) {
+        continue;
+      }
+      double v = -1;
+      if (absl::SimpleAtod(line.substr(line.rfind(' ') + 1), &v)) return v;
+    }
+    return -1;
+  }
+  int port_ = 0;
+};
+
+TEST_F(V2MetricsTest, TheFamiliesMatchTheKernelsFiles) {
+  v1::ContainerConfig config = ContainerConfig(
+      "spin", {"sh", "-c",
+               "dd if=/dev/zero of=/dev/shm/fill bs=1M count=16 2>/dev/null; touch /started; "
+               "while :; do :; done"});
+  config.mutable_linux()->mutable_resources()->set_memory_limit_in_bytes(64 << 20);
+  config.mutable_linux()->mutable_resources()->set_cpu_period(100000);
+  config.mutable_linux()->mutable_resources()->set_cpu_quota(50000);
+  const std::string id = Run("metrics", config);
+  ASSERT_FALSE(id.empty());
+  const std::string dir = CgroupDir(id);
+  for (int i = 0; i < 200 && Exec(id, {"test", "-e", "/started"}).exit_code() != 0; ++i) {
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  const std::string page = HttpGet(port_, "/metrics");
+  const int64_t cpu_usec = Key(dir + "/cpu.stat", "usage_usec");
+  int64_t current = 0;
+  ASSERT_TRUE(absl::SimpleAtoi(Read(dir + "/memory.current"), &current));
+
+  const double cpu = Value(page, "container_cpu_usage_seconds_total", "spin");
+  EXPECT_GT(cpu, 0);
+  EXPECT_LE(cpu, cpu_usec / 1e6 + 0.001);  // read before the file, which only grows
+  const double usage = Value(page, "container_memory_usage_bytes", "spin");
+  EXPECT_GT(usage, 0.75 * current) << "memory.current " << current;
+  EXPECT_LT(usage, 1.25 * current) << "memory.current " << current;
+  EXPECT_GE(Value(page, "container_memory_working_set_bytes", "spin"), 16 << 20);
+  EXPECT_EQ(Value(page, "container_spec_memory_limit_bytes", "spin"), 64 << 20);
+  EXPECT_EQ(Value(page, "container_spec_cpu_quota", "spin"), 50000);
+  EXPECT_EQ(Value(page, "container_oom_events_total", "spin"), 0);
+  // memory.stat's file (the 16 MiB in /dev/shm are shmem, counted as cache).
+  EXPECT_GE(Value(page, "container_memory_cache", "spin"), 16 << 20);
+  if (::access((dir + "/cpu.pressure").c_str(), F_OK) == 0) {  // PSI on in this kernel
+    const double waiting = Value(page, "container_pressure_cpu_waiting_seconds_total", "spin");
+    EXPECT_GE(waiting, 0);
+    std::string psi = Read(dir + "/cpu.pressure");
+    const size_t total = psi.find("total=");
+    ASSERT_NE(total, std::string::npos);
+    int64_t us = 0;
+    ASSERT_TRUE(absl::SimpleAtoi(psi.substr(total + 6, psi.find('\n', total) - total - 6), &us));
+    EXPECT_LE(waiting, us / 1e6 + 0.001);
+  }
+}
+
 // The guest kernel has AppArmor (the host's has not): RuntimeDefault is
 // berth's own profile, loaded with apparmor_parser and entered at execve.
 TEST_F(V2GuestTest, AppArmorConfinesForRealAndAnUnloadedProfileIsRefused) {

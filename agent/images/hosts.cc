@@ -81,9 +81,10 @@ absl::StatusOr<std::vector<RegistryEndpoint>> ParseHostsToml(const std::string& 
                                                              absl::string_view text,
                                                              absl::string_view file) {
   if (int64_t bad = FirstBadByte(text); bad >= 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        file, ": byte ", bad, " is not UTF-8 text TOML allows (invalid UTF-8 or a control "
-        "character)"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(file, ": byte ", bad,
+                     " is not UTF-8 text TOML allows (invalid UTF-8 or a control "
+                     "character)"));
   }
   toml::value root;
   try {

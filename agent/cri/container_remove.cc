@@ -7,6 +7,7 @@
 // the container must be forcibly removed. This call is idempotent, and must
 // not return an error if the container has already been removed."
 // (api.proto, RemoveContainer)
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "agent/cri/cri_service.h"
 #include "agent/cri/records.h"
@@ -33,7 +34,7 @@ absl::Status CriService::DestroyContainer(lifecycle::ContainerObject& c) {
         shim::CallShim(r.bundle() + "/shim.sock", shim::DeleteRequest());
     // No shim (never started, crashed, or gone with a reboot): what it would
     // have cleaned is cleaned here; with the systemd driver, its scope too.
-    if (!deleted.ok() || systemd_cgroups_) {
+    if (!deleted.ok() || absl::EndsWith(r.cgroup_path(), ".scope")) {
       BERTH_RETURN_IF_ERROR(Annotate(RemoveLeafCgroup(r.cgroup_path()), "container cgroup"));
     }
     if (r.shim_pid() > 0) ReapChild(r.shim_pid());
